@@ -1,0 +1,505 @@
+//! The one configuration builder, checked once at build time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::Method;
+
+use crate::cache_domain::CacheDomain;
+use crate::cache_url::cache_subdomain;
+use crate::classify::Allowlist;
+use crate::keyring::{KeyError, Keyring, KeyringBuilder};
+use crate::layer::AmpSessionLayer;
+use crate::replay::{unix, MemoryReplayGuard, ReplayGuard};
+use crate::return_path::validate_return_path;
+use crate::session::CookieTemplate;
+
+/// Where the user lands on the origin once a handoff has applied its change.
+///
+/// ```
+/// use tower_amp_session::ReturnTo;
+///
+/// let to_cart = ReturnTo::Path("/cart".into());
+/// assert_ne!(to_cart, ReturnTo::Referer);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ReturnTo {
+    /// The page the form was on, decoded from the cache page URL in `Referer`
+    /// (`/c/s/<publisher host>/<path>` → `/<path>`), else `/`. Browsers send the full
+    /// cache URL only when the page's referrer policy allows it (e.g.
+    /// `<meta name="referrer" content="no-referrer-when-downgrade">`).
+    #[default]
+    Referer,
+    /// Always this path on the publisher origin.
+    Path(String),
+}
+
+/// Why a configuration was refused by [`ConfigBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No publisher origin was given.
+    NoPublisherOrigin,
+    /// A publisher origin is not `https://host[:port]` (or `http://` on a localhost name).
+    InvalidPublisherOrigin(String),
+    /// No keyring was given.
+    NoKeyring,
+    /// A key or the keyring is invalid.
+    Key(KeyError),
+    /// `SameSite=Strict` would drop the cookie on the handoff's cross-site navigation.
+    SameSiteStrict,
+    /// The cookie name is empty or not a cookie token.
+    InvalidCookieName(String),
+    /// The cookie domain is not a host name.
+    InvalidCookieDomain(String),
+    /// The handoff path is not an absolute path without query (e.g. `/_amp/handoff`).
+    InvalidHandoffPath(String),
+    /// A cache domain is not a host name.
+    InvalidCacheDomain(String),
+    /// A duration or size is zero or out of range.
+    InvalidLimit(&'static str),
+    /// The fixed return path is not a path on the publisher origin.
+    InvalidReturnPath(String),
+    /// The publisher's cache subdomain could not be computed.
+    CacheSubdomain(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::NoPublisherOrigin => f.write_str("no publisher origin configured"),
+            ConfigError::InvalidPublisherOrigin(o) => write!(
+                f,
+                "publisher origin {o:?} must be https://host[:port] (http only for localhost names)"
+            ),
+            ConfigError::NoKeyring => f.write_str("no signing key configured"),
+            ConfigError::Key(e) => write!(f, "{e}"),
+            ConfigError::SameSiteStrict => f.write_str(
+                "SameSite=Strict breaks the handoff: the cross-site navigation would not carry the cookie",
+            ),
+            ConfigError::InvalidCookieName(n) => write!(f, "invalid cookie name {n:?}"),
+            ConfigError::InvalidCookieDomain(d) => write!(f, "invalid cookie domain {d:?}"),
+            ConfigError::InvalidHandoffPath(p) => {
+                write!(f, "handoff path {p:?} must be an absolute path like /_amp/handoff")
+            }
+            ConfigError::InvalidCacheDomain(d) => write!(f, "invalid cache domain {d:?}"),
+            ConfigError::InvalidLimit(what) => write!(f, "{what} is out of range"),
+            ConfigError::InvalidReturnPath(p) => write!(f, "return path {p:?} is not a path on the publisher origin"),
+            ConfigError::CacheSubdomain(h) => write!(f, "cannot compute the AMP cache subdomain of {h:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<KeyError> for ConfigError {
+    fn from(e: KeyError) -> Self {
+        ConfigError::Key(e)
+    }
+}
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// `SameSite=None` (default): browsers that allow third-party cookies keep the session on
+    /// the cache too, and only the others go through a handoff.
+    #[default]
+    None,
+    /// `SameSite=Lax`: every change made on the cache goes through a handoff.
+    Lax,
+    /// `SameSite=Strict`: refused by [`ConfigBuilder::build`], it breaks the handoff.
+    Strict,
+}
+
+pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Builds an [`AmpSessionLayer`]; every check happens in [`ConfigBuilder::build`].
+///
+/// ```
+/// use tower_amp_session::{AmpSessionLayer, Keyring};
+///
+/// let layer = AmpSessionLayer::builder()
+///     .publisher_origin("https://shop.example")
+///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = layer;
+/// ```
+#[must_use]
+pub struct ConfigBuilder {
+    publisher_origins: Vec<String>,
+    keyring: Option<KeyringBuilder>,
+    caches: Vec<CacheDomain>,
+    cookie_name: String,
+    cookie_max_age: Duration,
+    cookie_domain: Option<String>,
+    same_site: SameSite,
+    handoff_path: String,
+    handoff_ttl: Duration,
+    clock_skew: Duration,
+    body_limit: usize,
+    safe_methods: Vec<Method>,
+    allow_direct_changes: bool,
+    return_to: ReturnTo,
+    replay_guard: Option<Arc<dyn ReplayGuard>>,
+    clock: Option<Clock>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("publisher_origins", &self.publisher_origins)
+            .field("caches", &self.caches)
+            .field("cookie_name", &self.cookie_name)
+            .field("handoff_path", &self.handoff_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            publisher_origins: Vec::new(),
+            keyring: None,
+            caches: vec![CacheDomain::google(), CacheDomain::bing()],
+            cookie_name: "amp_session".into(),
+            cookie_max_age: Duration::from_secs(30 * 24 * 3600),
+            cookie_domain: None,
+            same_site: SameSite::None,
+            handoff_path: "/_amp/handoff".into(),
+            handoff_ttl: Duration::from_secs(120),
+            clock_skew: Duration::from_secs(30),
+            body_limit: 4096,
+            safe_methods: vec![Method::GET, Method::HEAD, Method::OPTIONS],
+            allow_direct_changes: false,
+            return_to: ReturnTo::Referer,
+            replay_guard: None,
+            clock: None,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// Adds a publisher origin such as `https://shop.example`. The first one is where
+    /// handoffs land when a request does not tell which publisher it belongs to.
+    pub fn publisher_origin(mut self, origin: impl Into<String>) -> Self {
+        self.publisher_origins.push(origin.into());
+        self
+    }
+
+    /// Sets the signing keyring (required).
+    pub fn keyring(mut self, keyring: impl Into<KeyringBuilder>) -> Self {
+        self.keyring = Some(keyring.into());
+        self
+    }
+
+    /// Replaces the AMP caches (default: [`CacheDomain::google`] and [`CacheDomain::bing`]).
+    pub fn caches(mut self, caches: impl IntoIterator<Item = CacheDomain>) -> Self {
+        self.caches = caches.into_iter().collect();
+        self
+    }
+
+    /// Adds one AMP cache to the list.
+    pub fn cache(mut self, cache: CacheDomain) -> Self {
+        self.caches.push(cache);
+        self
+    }
+
+    /// The session cookie's name (default `amp_session`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The session cookie's `Max-Age` (default 30 days).
+    pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
+        self.cookie_max_age = max_age;
+        self
+    }
+
+    /// The session cookie's `Domain` (default none: host-only).
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie_domain = Some(domain.into());
+        self
+    }
+
+    /// The session cookie's `SameSite` (default [`SameSite::None`]; `Strict` is refused).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The path on the publisher origin that completes handoffs (default `/_amp/handoff`).
+    pub fn handoff_path(mut self, path: impl Into<String>) -> Self {
+        self.handoff_path = path.into();
+        self
+    }
+
+    /// How long a handoff link stays valid (default 120 s, at most 1 hour).
+    pub fn handoff_ttl(mut self, ttl: Duration) -> Self {
+        self.handoff_ttl = ttl;
+        self
+    }
+
+    /// How far in the future a token's issue time may be, for clocks that disagree
+    /// between instances (default 30 s, at most 5 minutes).
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// The largest form body a handoff carries, in bytes (default 4096, at most 5120 so
+    /// that the handoff URL stays under 8 KiB). Larger posts are answered 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Methods that do not change state (default `GET`, `HEAD`, `OPTIONS`); all others do.
+    pub fn safe_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.safe_methods = methods.into_iter().collect();
+        self
+    }
+
+    /// Let state-changing requests with neither `Origin` nor `AMP-Same-Origin` through
+    /// (default: refused, as the AMP CORS spec says). For apps that serve non-browser clients.
+    pub fn allow_direct_changes(mut self, allow: bool) -> Self {
+        self.allow_direct_changes = allow;
+        self
+    }
+
+    /// Where users land after a handoff (default [`ReturnTo::Referer`]).
+    pub fn return_to(mut self, return_to: ReturnTo) -> Self {
+        self.return_to = return_to;
+        self
+    }
+
+    /// The replay guard (default: [`MemoryReplayGuard::default`], fine for one instance).
+    pub fn replay_guard(mut self, guard: impl ReplayGuard) -> Self {
+        self.replay_guard = Some(Arc::new(guard));
+        self
+    }
+
+    /// The clock used for token times (default [`SystemTime::now`]). For tests.
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(move || unix(clock())));
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<AmpSessionLayer, ConfigError> {
+        Ok(AmpSessionLayer::from_config(Arc::new(self.into_config()?)))
+    }
+
+    pub(crate) fn into_config(self) -> Result<Config, ConfigError> {
+        if self.publisher_origins.is_empty() {
+            return Err(ConfigError::NoPublisherOrigin);
+        }
+        let mut publishers = Vec::new();
+        for text in &self.publisher_origins {
+            publishers.push(parse_publisher(text)?);
+        }
+        let keyring = self.keyring.ok_or(ConfigError::NoKeyring)?.build()?;
+        let same_site = match self.same_site {
+            SameSite::None => cookie::SameSite::None,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => return Err(ConfigError::SameSiteStrict),
+        };
+        if !is_cookie_token(&self.cookie_name) {
+            return Err(ConfigError::InvalidCookieName(self.cookie_name));
+        }
+        if let Some(d) = &self.cookie_domain {
+            if d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(ConfigError::InvalidCookieDomain(d.clone()));
+            }
+        }
+        let hp = &self.handoff_path;
+        if !hp.starts_with('/')
+            || hp.starts_with("//")
+            || hp.len() > 256
+            || !hp
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+        {
+            return Err(ConfigError::InvalidHandoffPath(self.handoff_path));
+        }
+        let ttl = self.handoff_ttl.as_secs();
+        if ttl == 0 || ttl > 3600 {
+            return Err(ConfigError::InvalidLimit("handoff_ttl (1 s to 1 hour)"));
+        }
+        if self.clock_skew.as_secs() > 300 {
+            return Err(ConfigError::InvalidLimit("clock_skew (at most 5 minutes)"));
+        }
+        if self.body_limit == 0 || self.body_limit > MAX_BODY_LIMIT {
+            return Err(ConfigError::InvalidLimit("body_limit (1 to 5120 bytes)"));
+        }
+        if self.cookie_max_age.is_zero() {
+            return Err(ConfigError::InvalidLimit("cookie_max_age"));
+        }
+        if let ReturnTo::Path(p) = &self.return_to {
+            validate_return_path(p, &publishers[0].url)
+                .map_err(|_| ConfigError::InvalidReturnPath(p.clone()))?;
+        }
+        for c in &self.caches {
+            if !c.is_valid() {
+                return Err(ConfigError::InvalidCacheDomain(c.hosts().join(",")));
+            }
+        }
+        let mut caches = Vec::new();
+        for (i, p) in publishers.iter_mut().enumerate() {
+            let sub = cache_subdomain(&p.host)
+                .map_err(|_| ConfigError::CacheSubdomain(p.host.clone()))?;
+            for c in &self.caches {
+                for o in c.origins(&sub) {
+                    caches.push((o.into_boxed_str(), i));
+                }
+            }
+            p.cache_subdomain = sub;
+        }
+        let allowlist = Allowlist {
+            publishers: publishers.iter().map(|p| p.origin.clone()).collect(),
+            caches,
+        };
+        let cookie = CookieTemplate::new(
+            &self.cookie_name,
+            self.cookie_max_age,
+            same_site,
+            self.cookie_domain.as_deref(),
+        );
+        Ok(Config {
+            allowlist,
+            publishers,
+            caches: self.caches,
+            keyring,
+            cookie_name: self.cookie_name.into(),
+            cookie,
+            handoff_path: self.handoff_path.into(),
+            handoff_ttl: ttl,
+            clock_skew: self.clock_skew.as_secs(),
+            body_limit: self.body_limit,
+            safe_methods: self.safe_methods,
+            allow_direct_changes: self.allow_direct_changes,
+            return_to: self.return_to,
+            replay_guard: self
+                .replay_guard
+                .unwrap_or_else(|| Arc::new(MemoryReplayGuard::default())),
+            clock: self
+                .clock
+                .unwrap_or_else(|| Arc::new(|| unix(SystemTime::now()))),
+        })
+    }
+}
+
+/// Keeps the handoff URL (origin + path + base64 token) well under 8 KiB.
+const MAX_BODY_LIMIT: usize = 5120;
+
+impl From<Keyring> for KeyringBuilder {
+    fn from(k: Keyring) -> Self {
+        k.into_builder()
+    }
+}
+
+/// A publisher origin, parsed once.
+#[derive(Debug, Clone)]
+pub(crate) struct Publisher {
+    /// Serialized origin, as browsers send it in `Origin`.
+    pub(crate) origin: Box<str>,
+    /// The origin as a URL, for resolving return paths.
+    pub(crate) url: url::Url,
+    /// Host without port, for the cache subdomain.
+    pub(crate) host: String,
+    /// Host with port as written in URLs (`shop.localhost:8080`), for `/c/s/<host>` paths.
+    pub(crate) authority: String,
+    pub(crate) cache_subdomain: String,
+}
+
+fn parse_publisher(text: &str) -> Result<Publisher, ConfigError> {
+    let bad = || ConfigError::InvalidPublisherOrigin(text.to_owned());
+    let url = url::Url::parse(text).map_err(|_| bad())?;
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        _ => return Err(bad()),
+    };
+    let localhost = host == "localhost" || host.ends_with(".localhost");
+    let ok_scheme = url.scheme() == "https" || (url.scheme() == "http" && localhost);
+    if !ok_scheme
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad());
+    }
+    let origin = url.origin().ascii_serialization();
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    Ok(Publisher {
+        origin: origin.into(),
+        url,
+        host,
+        authority,
+        cache_subdomain: String::new(),
+    })
+}
+
+fn is_cookie_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The checked configuration shared by the layer, its services and the handoff service.
+pub(crate) struct Config {
+    pub(crate) allowlist: Allowlist,
+    pub(crate) publishers: Vec<Publisher>,
+    pub(crate) caches: Vec<CacheDomain>,
+    pub(crate) keyring: Keyring,
+    pub(crate) cookie_name: Box<str>,
+    pub(crate) cookie: CookieTemplate,
+    pub(crate) handoff_path: Box<str>,
+    pub(crate) handoff_ttl: u64,
+    pub(crate) clock_skew: u64,
+    pub(crate) body_limit: usize,
+    pub(crate) safe_methods: Vec<Method>,
+    pub(crate) allow_direct_changes: bool,
+    pub(crate) return_to: ReturnTo,
+    pub(crate) replay_guard: Arc<dyn ReplayGuard>,
+    pub(crate) clock: Clock,
+}
+
+impl Config {
+    pub(crate) fn is_state_changing(&self, method: &Method) -> bool {
+        !self.safe_methods.contains(method)
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("publishers", &self.allowlist.publishers)
+            .field("cache_origins", &self.allowlist.caches)
+            .field("keyring", &self.keyring)
+            .field("cookie_name", &self.cookie_name)
+            .field("handoff_path", &self.handoff_path)
+            .field("handoff_ttl", &self.handoff_ttl)
+            .field("body_limit", &self.body_limit)
+            .field("replay_guard", &self.replay_guard)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,116 @@
+//! AMP CORS response headers.
+//!
+//! Only for origins the allowlist accepted: the exact `Origin` is echoed, credentials are
+//! allowed, and `AMP-Redirect-To` is exposed (without it amp-form cannot read the header on
+//! the cache: the classic "works on origin, silent on the cache" bug).
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS,
+    VARY,
+};
+use http::{HeaderMap, HeaderValue};
+
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const EXPOSE: HeaderValue = HeaderValue::from_static("AMP-Redirect-To");
+const ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+
+/// Adds the AMP CORS headers for an allowed `origin`, and `Vary: Origin` in every case
+/// (the answer depends on `Origin`, so a shared cache must key on it).
+pub(crate) fn apply(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+    if let Some(origin) = origin {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+        if !lists(headers, &ACCESS_CONTROL_EXPOSE_HEADERS, b"amp-redirect-to") {
+            headers.append(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
+        }
+    }
+    if !lists(headers, &VARY, b"origin") {
+        headers.append(VARY, ORIGIN);
+    }
+}
+
+/// Whether a comma-separated header already names `token` (or `*`).
+fn lists(headers: &HeaderMap, name: &http::HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|t| {
+            let t = t.trim_ascii();
+            t == b"*" || t.eq_ignore_ascii_case(token)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_header_table() {
+        let origin = HeaderValue::from_static("https://shop-example.cdn.ampproject.org");
+        // (app's Vary, app's Expose, origin?, expected Vary values, expected Expose values)
+        let rows: &[(&[&str], &[&str], bool, &[&str], &[&str])] = &[
+            (&[], &[], true, &["Origin"], &["AMP-Redirect-To"]),
+            (&[], &[], false, &["Origin"], &[]),
+            (
+                &["Accept-Encoding"],
+                &[],
+                true,
+                &["Accept-Encoding", "Origin"],
+                &["AMP-Redirect-To"],
+            ),
+            (
+                &["accept-encoding, origin"],
+                &[],
+                true,
+                &["accept-encoding, origin"],
+                &["AMP-Redirect-To"],
+            ),
+            (&["*"], &[], false, &["*"], &[]),
+            (
+                &[],
+                &["X-Total"],
+                true,
+                &["Origin"],
+                &["X-Total", "AMP-Redirect-To"],
+            ),
+            (
+                &[],
+                &["x-total, amp-redirect-to"],
+                true,
+                &["Origin"],
+                &["x-total, amp-redirect-to"],
+            ),
+        ];
+        for (vary, expose, with_origin, want_vary, want_expose) in rows {
+            let mut h = HeaderMap::new();
+            for v in *vary {
+                h.append(VARY, HeaderValue::from_str(v).unwrap());
+            }
+            for v in *expose {
+                h.append(
+                    ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            apply(&mut h, with_origin.then(|| origin.clone()));
+            let got_vary: Vec<_> = h
+                .get_all(VARY)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            let got_expose: Vec<_> = h
+                .get_all(ACCESS_CONTROL_EXPOSE_HEADERS)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(&got_vary, want_vary, "vary row {vary:?}");
+            assert_eq!(&got_expose, want_expose, "expose row {expose:?}");
+            if *with_origin {
+                assert_eq!(h[ACCESS_CONTROL_ALLOW_ORIGIN], origin);
+                assert_eq!(h[ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+            } else {
+                assert!(!h.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN));
+                assert!(!h.contains_key(ACCESS_CONTROL_ALLOW_CREDENTIALS));
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Form bodies: captured at mint (urlencoded as sent, multipart reduced to its text fields)
+//! and rebuilt on the origin as an equivalent request.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue};
+
+use crate::reject::{reasons, Rejection};
+use crate::token::FormEncoding;
+
+/// Most fields a handed-off multipart form may have; amp-form posts a handful.
+const MAX_FIELDS: usize = 256;
+
+/// The request's form encoding, from `Content-Type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FormKind {
+    Empty,
+    UrlEncoded,
+    Multipart { boundary: String },
+}
+
+pub(crate) fn form_kind(headers: &HeaderMap) -> Result<FormKind, Rejection> {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let ct = match (values.next(), values.next()) {
+        (None, _) => return Ok(FormKind::Empty),
+        (Some(v), None) => v.to_str().map_err(|_| reasons::UNSUPPORTED_FORM)?,
+        (Some(_), Some(_)) => return Err(reasons::UNSUPPORTED_FORM),
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(FormKind::UrlEncoded)
+    } else if essence.eq_ignore_ascii_case("multipart/form-data") {
+        let boundary = multer::parse_boundary(ct).map_err(|_| reasons::BAD_MULTIPART)?;
+        Ok(FormKind::Multipart { boundary })
+    } else {
+        Err(reasons::UNSUPPORTED_FORM)
+    }
+}
+
+/// Reduces a body to what the token carries.
+pub(crate) async fn capture(
+    kind: FormKind,
+    body: Bytes,
+) -> Result<(FormEncoding, Bytes), Rejection> {
+    match kind {
+        FormKind::Empty if body.is_empty() => Ok((FormEncoding::Empty, body)),
+        FormKind::Empty => Err(reasons::UNSUPPORTED_FORM),
+        FormKind::UrlEncoded => Ok((FormEncoding::UrlEncoded, body)),
+        FormKind::Multipart { boundary } => {
+            let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
+            let mut multipart = multer::Multipart::new(stream, boundary);
+            // The serializer is not `Send`: collect first, serialize after the last await.
+            let mut fields: Vec<(String, String)> = Vec::new();
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|_| reasons::BAD_MULTIPART)?
+            {
+                if field.file_name().is_some() {
+                    return Err(reasons::FILE_PART);
+                }
+                if fields.len() >= MAX_FIELDS {
+                    return Err(reasons::BODY_TOO_LARGE);
+                }
+                let name = field.name().ok_or(reasons::BAD_MULTIPART)?.to_owned();
+                let value = field.bytes().await.map_err(|_| reasons::BAD_MULTIPART)?;
+                // amp-form sends UTF-8; anything else would not survive as a text field.
+                let value =
+                    String::from_utf8(value.to_vec()).map_err(|_| reasons::BAD_MULTIPART)?;
+                fields.push((name, value));
+            }
+            let mut out = form_urlencoded::Serializer::new(String::new());
+            out.extend_pairs(&fields);
+            Ok((FormEncoding::Multipart, Bytes::from(out.finish())))
+        }
+    }
+}
+
+/// Rebuilds the body and `Content-Type` of the replayed request.
+pub(crate) fn rebuild(
+    encoding: FormEncoding,
+    body: &Bytes,
+    nonce: &[u8; 16],
+) -> (Option<HeaderValue>, Bytes) {
+    match encoding {
+        FormEncoding::Empty => (None, Bytes::new()),
+        FormEncoding::UrlEncoded => (
+            Some(HeaderValue::from_static(
+                "application/x-www-form-urlencoded",
+            )),
+            body.clone(),
+        ),
+        FormEncoding::Multipart => {
+            let boundary = format!("amp-handoff-{}", data_encoding::HEXLOWER.encode(nonce));
+            let mut out = String::with_capacity(body.len() * 2 + 64);
+            for (name, value) in form_urlencoded::parse(body) {
+                out.push_str("--");
+                out.push_str(&boundary);
+                out.push_str("\r\nContent-Disposition: form-data; name=\"");
+                // The HTML spec's multipart escaping of names.
+                for c in name.chars() {
+                    match c {
+                        '"' => out.push_str("%22"),
+                        '\r' => out.push_str("%0D"),
+                        '\n' => out.push_str("%0A"),
+                        c => out.push(c),
+                    }
+                }
+                out.push_str("\"\r\n\r\n");
+                out.push_str(&value);
+                out.push_str("\r\n");
+            }
+            out.push_str("--");
+            out.push_str(&boundary);
+            out.push_str("--\r\n");
+            let ct =
+                HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}")).ok();
+            (ct, Bytes::from(out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        futures_util::FutureExt::now_or_never(f).expect("in-memory body is ready")
+    }
+
+    fn ct(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_type_table() {
+        let rows: &[(&str, Result<FormKind, Rejection>)] = &[
+            (
+                "application/x-www-form-urlencoded",
+                Ok(FormKind::UrlEncoded),
+            ),
+            (
+                "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+                Ok(FormKind::UrlEncoded),
+            ),
+            (
+                "multipart/form-data; boundary=abc",
+                Ok(FormKind::Multipart {
+                    boundary: "abc".into(),
+                }),
+            ),
+            ("multipart/form-data", Err(reasons::BAD_MULTIPART)),
+            ("application/json", Err(reasons::UNSUPPORTED_FORM)),
+            ("text/plain", Err(reasons::UNSUPPORTED_FORM)),
+            ("", Err(reasons::UNSUPPORTED_FORM)),
+        ];
+        for (value, want) in rows {
+            assert_eq!(&form_kind(&ct(value)), want, "{value}");
+        }
+        assert_eq!(form_kind(&HeaderMap::new()), Ok(FormKind::Empty));
+    }
+
+    #[test]
+    fn multipart_round_trips_through_urlencoded_fields() {
+        let body = "--b\r\nContent-Disposition: form-data; name=\"product_id\"\r\n\r\n3\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nä & =\r\n--b--\r\n";
+        let kind = FormKind::Multipart {
+            boundary: "b".into(),
+        };
+        let (enc, carried) = block(capture(kind, Bytes::from(body))).unwrap();
+        assert_eq!(enc, FormEncoding::Multipart);
+        assert_eq!(&carried[..], "product_id=3&note=%C3%A4+%26+%3D".as_bytes());
+        let (ct, rebuilt) = rebuild(enc, &carried, &[0xab; 16]);
+        let ct = ct.unwrap();
+        let boundary = multer::parse_boundary(ct.to_str().unwrap()).unwrap();
+        let again = block(capture(FormKind::Multipart { boundary }, rebuilt)).unwrap();
+        assert_eq!(again.1, carried);
+    }
+
+    #[test]
+    fn multipart_rejections() {
+        let file = "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nx\r\n--b--\r\n";
+        let broken = "--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx";
+        let latin1: &[u8] =
+            b"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n\xe4\r\n--b--\r\n";
+        let rows: &[(&[u8], Rejection)] = &[
+            (file.as_bytes(), reasons::FILE_PART),
+            (broken.as_bytes(), reasons::BAD_MULTIPART),
+            (latin1, reasons::BAD_MULTIPART),
+        ];
+        for (body, want) in rows {
+            let kind = FormKind::Multipart {
+                boundary: "b".into(),
+            };
+            assert_eq!(
+                block(capture(kind, Bytes::copy_from_slice(body))),
+                Err(*want)
+            );
+        }
+        assert_eq!(
+            block(capture(FormKind::Empty, Bytes::from_static(b"x"))),
+            Err(reasons::UNSUPPORTED_FORM)
+        );
+    }
+}

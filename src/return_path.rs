@@ -1,0 +1,683 @@
+//! Return paths: where the browser is sent on the publisher origin after a
+//! handoff. Only a path on the publisher origin is ever accepted, so a return
+//! path can never become an open redirect.
+
+use std::fmt;
+
+use percent_encoding::percent_decode;
+use url::Url;
+
+use crate::cache_url::publisher_path_from_cache_path;
+
+/// Longest return path accepted, in bytes, before and after normalization.
+///
+/// ```
+/// use tower_amp_session::return_path::{validate_return_path, MAX_RETURN_PATH_LEN};
+///
+/// let origin = url::Url::parse("https://shop.example/").unwrap();
+/// let long = format!("/{}", "a".repeat(MAX_RETURN_PATH_LEN));
+/// assert!(validate_return_path(&long, &origin).is_err());
+/// ```
+pub const MAX_RETURN_PATH_LEN: usize = 2048;
+
+/// How many nested percent-decodings are checked. One is what the spec asks;
+/// a few more catch `%255C`-style payloads aimed at code that decodes twice.
+const DECODE_ROUNDS: usize = 3;
+
+/// Why a return path was refused.
+///
+/// ```
+/// use tower_amp_session::return_path::{validate_return_path, ReturnPathError};
+///
+/// let origin = url::Url::parse("https://shop.example/").unwrap();
+/// let err = validate_return_path("//evil.com", &origin).unwrap_err();
+/// assert_eq!(err, ReturnPathError::NotSingleSlash);
+/// assert_eq!(err.to_string(), "return path must start with a single '/'");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReturnPathError {
+    /// The return path is the empty string.
+    Empty,
+    /// Longer than [`MAX_RETURN_PATH_LEN`] bytes.
+    TooLong,
+    /// Contains a space, a control character or a non-ASCII character.
+    InvalidCharacter,
+    /// Contains `\`, which browsers read as `/`.
+    Backslash,
+    /// Does not start with exactly one `/`.
+    NotSingleSlash,
+    /// Percent-decoding yields `\`, a control character or a leading `//`.
+    UnsafeEncoding,
+    /// Resolved against the origin, it lands elsewhere or on a `//` path.
+    NotSameOrigin,
+    /// The URL parser refused it.
+    Unparsable,
+    /// The publisher origin is not an http(s) origin with a host.
+    InvalidOrigin,
+}
+
+impl fmt::Display for ReturnPathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "return path is empty",
+            Self::TooLong => "return path is too long",
+            Self::InvalidCharacter => "return path must be printable ascii without spaces",
+            Self::Backslash => "return path must not contain '\\'",
+            Self::NotSingleSlash => "return path must start with a single '/'",
+            Self::UnsafeEncoding => "return path is unsafe once percent-decoded",
+            Self::NotSameOrigin => "return path must stay on the publisher origin",
+            Self::Unparsable => "return path is not a valid url path",
+            Self::InvalidOrigin => "publisher origin must be an http(s) origin",
+        })
+    }
+}
+
+impl std::error::Error for ReturnPathError {}
+
+/// Checks that `candidate` is a path on `publisher_origin` and returns it
+/// normalized (path and query as the WHATWG URL parser serializes them; any
+/// fragment dropped).
+///
+/// Accepted: printable ASCII only, exactly one leading `/`, no `\` (raw or
+/// percent-encoded), no percent-encoded control characters, at most
+/// [`MAX_RETURN_PATH_LEN`] bytes, and still a single-`/` path on the same origin
+/// once resolved against `publisher_origin`.
+///
+/// # Errors
+///
+/// A [`ReturnPathError`] naming the first rule the candidate breaks.
+///
+/// ```
+/// use tower_amp_session::return_path::validate_return_path;
+///
+/// let origin = url::Url::parse("https://shop.example/").unwrap();
+/// assert_eq!(validate_return_path("/a/../cart?x=1#top", &origin).as_deref(), Ok("/cart?x=1"));
+/// assert!(validate_return_path("/\\evil.com", &origin).is_err());
+/// assert!(validate_return_path("https://evil.com/", &origin).is_err());
+/// ```
+pub fn validate_return_path(
+    candidate: &str,
+    publisher_origin: &Url,
+) -> Result<String, ReturnPathError> {
+    if !matches!(publisher_origin.scheme(), "http" | "https")
+        || publisher_origin.host_str().is_none()
+    {
+        return Err(ReturnPathError::InvalidOrigin);
+    }
+    if candidate.is_empty() {
+        return Err(ReturnPathError::Empty);
+    }
+    if candidate.len() > MAX_RETURN_PATH_LEN {
+        return Err(ReturnPathError::TooLong);
+    }
+    // The WHATWG parser silently drops tabs and newlines and trims spaces, so
+    // anything outside printable ASCII could change meaning; refuse it.
+    if !candidate.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ReturnPathError::InvalidCharacter);
+    }
+    if candidate.contains('\\') {
+        return Err(ReturnPathError::Backslash);
+    }
+    if !is_single_slash_path(candidate.as_bytes()) {
+        return Err(ReturnPathError::NotSingleSlash);
+    }
+    check_decoded(candidate.as_bytes())?;
+
+    let resolved = publisher_origin
+        .join(candidate)
+        .map_err(|_| ReturnPathError::Unparsable)?;
+    // `/..//evil.com` resolves to the path `//evil.com`, which a browser reads
+    // as another host when sent back as a relative Location.
+    if resolved.origin() != publisher_origin.origin()
+        || !is_single_slash_path(resolved.path().as_bytes())
+    {
+        return Err(ReturnPathError::NotSameOrigin);
+    }
+    let mut out = resolved.path().to_owned();
+    if let Some(query) = resolved.query() {
+        out.push('?');
+        out.push_str(query);
+    }
+    if out.len() > MAX_RETURN_PATH_LEN {
+        return Err(ReturnPathError::TooLong);
+    }
+    // Dot-segment removal can expose an encoded prefix (`/%2e%2e/%2fevil`
+    // becomes `/%2fevil`), so the output passes the same checks as the input.
+    if out.contains('\\') || !out.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ReturnPathError::InvalidCharacter);
+    }
+    check_decoded(out.as_bytes())?;
+    Ok(out)
+}
+
+/// Starts with `/` and not `//`.
+fn is_single_slash_path(p: &[u8]) -> bool {
+    p.first() == Some(&b'/') && p.get(1) != Some(&b'/')
+}
+
+/// Percent-decodes a few times; every layer must stay a single-`/` path with
+/// no `\` and no control character.
+fn check_decoded(raw: &[u8]) -> Result<(), ReturnPathError> {
+    let mut layer = raw.to_vec();
+    for _ in 0..DECODE_ROUNDS {
+        let decoded: Vec<u8> = percent_decode(&layer).collect();
+        if decoded == layer {
+            break;
+        }
+        let unsafe_byte = decoded.iter().any(|&b| b == b'\\' || b.is_ascii_control());
+        if unsafe_byte || !is_single_slash_path(&decoded) {
+            return Err(ReturnPathError::UnsafeEncoding);
+        }
+        layer = decoded;
+    }
+    Ok(())
+}
+
+/// The default return path for a handoff, taken from the `Referer` of the
+/// state-changing request.
+///
+/// - A Referer on the publisher origin gives its own path and query.
+/// - A Referer on an AMP cache (its `host[:port]` accepted by
+///   `cache_host_matches`) whose path is `/c/s/<publisher host>/<path>` (`/c/`
+///   for an http origin) gives `/<path>` and the query, provided the publisher
+///   host in the path is `publisher_origin`'s (ASCII case-insensitive, default
+///   port optional).
+///
+/// The result always went through [`validate_return_path`]; anything else is
+/// `None` (the caller then uses `/`).
+///
+/// ```
+/// use tower_amp_session::return_path::return_path_from_referer;
+///
+/// let origin = url::Url::parse("https://shop.example/").unwrap();
+/// let on_cache = |host: &str| host == "shop-example.cdn.ampproject.org";
+/// assert_eq!(
+///     return_path_from_referer(
+///         "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3?x=1",
+///         &origin,
+///         on_cache,
+///     )
+///     .as_deref(),
+///     Some("/products/3?x=1")
+/// );
+/// assert_eq!(return_path_from_referer("https://evil.com/c/s/shop.example/", &origin, on_cache), None);
+/// ```
+#[must_use]
+pub fn return_path_from_referer(
+    referer: &str,
+    publisher_origin: &Url,
+    cache_host_matches: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let referer = Url::parse(referer).ok()?;
+    if !matches!(referer.scheme(), "http" | "https")
+        || !referer.username().is_empty()
+        || referer.password().is_some()
+    {
+        return None;
+    }
+
+    let candidate = if referer.origin() == publisher_origin.origin() {
+        referer.path().to_owned()
+    } else {
+        let mut host_with_port = referer.host_str()?.to_owned();
+        if let Some(port) = referer.port() {
+            host_with_port.push(':');
+            host_with_port.push_str(&port.to_string());
+        }
+        if !cache_host_matches(&host_with_port) {
+            return None;
+        }
+        // The `s/` flag is not compared: caches in local testing serve http origins under
+        // `/c/s/` too, and the host (with port) is what ties the page to this publisher.
+        let (host, _https, rest) = publisher_path_from_cache_path(referer.path())?;
+        let scheme = publisher_origin.scheme();
+        // Parsing `scheme://host/` compares the way origins compare: case,
+        // default ports and IDNA are normalized by the URL parser.
+        let in_path = Url::parse(&format!("{scheme}://{host}/")).ok()?;
+        if in_path.origin() != publisher_origin.origin() {
+            return None;
+        }
+        if rest.is_empty() {
+            "/".to_owned()
+        } else {
+            rest.to_owned()
+        }
+    };
+
+    let mut candidate = candidate;
+    if let Some(query) = referer.query() {
+        candidate.push('?');
+        candidate.push_str(query);
+    }
+    validate_return_path(&candidate, publisher_origin).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> Url {
+        Url::parse("https://shop.example/").unwrap()
+    }
+
+    fn local() -> Url {
+        Url::parse("http://shop.localhost:8080/").unwrap()
+    }
+
+    /// Open-redirect payloads: every row must be refused, with this reason.
+    const REJECTED: &[(&str, ReturnPathError)] = &[
+        ("//evil.com", ReturnPathError::NotSingleSlash),
+        ("///evil.com", ReturnPathError::NotSingleSlash),
+        ("/\\evil.com", ReturnPathError::Backslash),
+        ("\\\\evil.com", ReturnPathError::Backslash),
+        ("\\/evil.com", ReturnPathError::Backslash),
+        ("/%5Cevil.com", ReturnPathError::UnsafeEncoding),
+        ("/%5cevil.com", ReturnPathError::UnsafeEncoding),
+        ("/%255Cevil.com", ReturnPathError::UnsafeEncoding),
+        ("/%2F%2Fevil.com", ReturnPathError::UnsafeEncoding),
+        ("/%2f%2fevil.com", ReturnPathError::UnsafeEncoding),
+        ("/%2F/evil.com", ReturnPathError::UnsafeEncoding),
+        ("/%252F%252Fevil.com", ReturnPathError::UnsafeEncoding),
+        ("%2F%2Fevil.com", ReturnPathError::NotSingleSlash),
+        ("https:evil.com", ReturnPathError::NotSingleSlash),
+        ("http:/\\/evil.com", ReturnPathError::Backslash),
+        ("https://evil.com", ReturnPathError::NotSingleSlash),
+        ("https://shop.example/", ReturnPathError::NotSingleSlash),
+        ("javascript:alert(1)", ReturnPathError::NotSingleSlash),
+        ("data:text/html,x", ReturnPathError::NotSingleSlash),
+        ("/x\ty", ReturnPathError::InvalidCharacter),
+        ("/\t/evil.com", ReturnPathError::InvalidCharacter),
+        ("/x\ry", ReturnPathError::InvalidCharacter),
+        ("/x\ny", ReturnPathError::InvalidCharacter),
+        ("/\n/evil.com", ReturnPathError::InvalidCharacter),
+        ("/x\u{0}", ReturnPathError::InvalidCharacter),
+        ("/x\u{7f}", ReturnPathError::InvalidCharacter),
+        ("/%0d%0aSet-Cookie:x=1", ReturnPathError::UnsafeEncoding),
+        ("/%0D%0ASet-Cookie:x=1", ReturnPathError::UnsafeEncoding),
+        ("/%00", ReturnPathError::UnsafeEncoding),
+        ("/%09/evil.com", ReturnPathError::UnsafeEncoding),
+        ("/%7f", ReturnPathError::UnsafeEncoding),
+        ("/x?next=%0a", ReturnPathError::UnsafeEncoding),
+        ("target.com@evil.com", ReturnPathError::NotSingleSlash),
+        ("//target.com@evil.com", ReturnPathError::NotSingleSlash),
+        ("evil%E3%80%82com", ReturnPathError::NotSingleSlash),
+        ("//evil%E3%80%82com", ReturnPathError::NotSingleSlash),
+        ("/.//evil.com", ReturnPathError::NotSameOrigin),
+        ("/..//evil.com", ReturnPathError::NotSameOrigin),
+        ("/x/..//evil.com", ReturnPathError::NotSameOrigin),
+        ("/%2e%2e//evil.com", ReturnPathError::NotSameOrigin),
+        ("/%2e//evil.com", ReturnPathError::NotSameOrigin),
+        ("/%2e%2e/%2fevil.com", ReturnPathError::UnsafeEncoding),
+        ("", ReturnPathError::Empty),
+        (" /x", ReturnPathError::InvalidCharacter),
+        ("/x ", ReturnPathError::InvalidCharacter),
+        ("/caf\u{e9}", ReturnPathError::InvalidCharacter),
+        ("/evil\u{3002}com", ReturnPathError::InvalidCharacter),
+        ("/\u{ff0f}evil.com", ReturnPathError::InvalidCharacter),
+        ("?x=1", ReturnPathError::NotSingleSlash),
+        ("#x", ReturnPathError::NotSingleSlash),
+        ("x", ReturnPathError::NotSingleSlash),
+        ("evil.com", ReturnPathError::NotSingleSlash),
+    ];
+
+    #[test]
+    fn open_redirect_payloads_are_rejected() {
+        for origin in [shop(), local()] {
+            for (payload, reason) in REJECTED {
+                assert_eq!(
+                    validate_return_path(payload, &origin).as_ref(),
+                    Err(reason),
+                    "payload {payload:?} on {origin}"
+                );
+            }
+        }
+    }
+
+    /// Safe paths and their normalized form.
+    const ACCEPTED: &[(&str, &str)] = &[
+        ("/", "/"),
+        ("/cart", "/cart"),
+        ("/products/3?x=1&y=%20", "/products/3?x=1&y=%20"),
+        ("/a/../b", "/b"),
+        ("/a/./b/", "/a/b/"),
+        ("/../../etc", "/etc"),
+        ("/%2e%2e/x", "/x"),
+        // A path segment that merely looks like a host stays on the origin.
+        ("/@evil.com", "/@evil.com"),
+        ("/evil.com", "/evil.com"),
+        ("/x#//evil", "/x"),
+        ("/x#", "/x"),
+        ("/x?", "/x?"),
+        ("/x?next=//evil.com", "/x?next=//evil.com"),
+        ("/x?next=https://evil.com", "/x?next=https://evil.com"),
+        ("/%E3%80%82", "/%E3%80%82"),
+        ("/a%2Fb", "/a%2Fb"),
+        ("/%25", "/%25"),
+        ("/50%off", "/50%off"),
+        ("/q?a=<b>", "/q?a=%3Cb%3E"),
+        ("/\"x\"", "/%22x%22"),
+        ("/a:b", "/a:b"),
+    ];
+
+    #[test]
+    fn safe_paths_are_accepted_and_normalized() {
+        for origin in [shop(), local()] {
+            for (candidate, expected) in ACCEPTED {
+                assert_eq!(
+                    validate_return_path(candidate, &origin).as_deref(),
+                    Ok(*expected),
+                    "candidate {candidate:?} on {origin}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn length_cap() {
+        let at_cap = format!("/{}", "a".repeat(MAX_RETURN_PATH_LEN - 1));
+        let over = format!("/{}", "a".repeat(MAX_RETURN_PATH_LEN));
+        // Fits raw but grows past the cap once percent-encoded.
+        let grows = format!("/{}", "\"".repeat(MAX_RETURN_PATH_LEN - 1));
+        let rows: [(&str, Result<&str, ReturnPathError>); 3] = [
+            (&at_cap, Ok(&at_cap)),
+            (&over, Err(ReturnPathError::TooLong)),
+            (&grows, Err(ReturnPathError::TooLong)),
+        ];
+        for (candidate, expected) in rows {
+            assert_eq!(
+                validate_return_path(candidate, &shop())
+                    .as_deref()
+                    .map_err(Clone::clone),
+                expected,
+                "length {}",
+                candidate.len()
+            );
+        }
+    }
+
+    #[test]
+    fn non_http_origin_is_refused() {
+        for origin in ["data:text/plain,x", "file:///tmp/", "mailto:a@b.example"] {
+            let origin = Url::parse(origin).unwrap();
+            assert_eq!(
+                validate_return_path("/", &origin),
+                Err(ReturnPathError::InvalidOrigin),
+                "origin {origin}"
+            );
+        }
+    }
+
+    /// Pieces that open redirects are made of; the property test below glues
+    /// them together in every order.
+    const TOKENS: &[&str] = &[
+        "/",
+        "//",
+        "\\",
+        ".",
+        "..",
+        "%2f",
+        "%2F",
+        "%5c",
+        "%2e",
+        "%25",
+        "%",
+        "@",
+        ":",
+        "?",
+        "#",
+        "evil.com",
+        "a",
+        "http:",
+        "https:",
+        "\t",
+        " ",
+        "%0a",
+        "%00",
+        "\u{3002}",
+        "%E3%80%82",
+        "shop.example",
+        ";",
+        "&",
+        "=",
+        "~",
+    ];
+
+    /// Whatever is accepted resolves on the origin, stays a single-`/` path,
+    /// and is a fixed point of validation.
+    fn assert_accepted_is_safe(candidate: &str, origin: &Url) -> bool {
+        let accepted = validate_return_path(candidate, origin);
+        if let Ok(path) = &accepted {
+            let joined = origin.join(path).unwrap();
+            assert_eq!(
+                joined.origin(),
+                origin.origin(),
+                "{candidate:?} -> {path:?}"
+            );
+            assert!(
+                is_single_slash_path(joined.path().as_bytes()),
+                "{candidate:?} -> {path:?}"
+            );
+            assert!(path.starts_with('/') && !path.starts_with("//"), "{path:?}");
+            assert_eq!(
+                validate_return_path(path, origin).as_deref(),
+                Ok(path.as_str()),
+                "{candidate:?} is not idempotent"
+            );
+        }
+        accepted.is_ok()
+    }
+
+    #[test]
+    fn property_every_short_token_sequence() {
+        let mut accepted = 0usize;
+        for origin in [shop(), local()] {
+            for a in TOKENS {
+                for b in TOKENS {
+                    for c in TOKENS {
+                        for s in [format!("{a}{b}{c}"), format!("/{a}{b}{c}")] {
+                            accepted += usize::from(assert_accepted_is_safe(&s, &origin));
+                        }
+                    }
+                }
+            }
+        }
+        // Not vacuous: plenty of the combinations are legitimate paths.
+        assert!(accepted > 10_000, "only {accepted} accepted");
+    }
+
+    #[test]
+    fn property_random_token_sequences() {
+        // xorshift64: deterministic, dependency-free pseudo-randomness.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let origin = shop();
+        let mut accepted = 0usize;
+        for _ in 0..50_000 {
+            let len = next() % 10;
+            let mut s = String::from("/");
+            for _ in 0..len {
+                let i = (next() % TOKENS.len() as u64) as usize;
+                s.push_str(TOKENS.get(i).copied().unwrap_or_default());
+            }
+            accepted += usize::from(assert_accepted_is_safe(&s, &origin));
+        }
+        assert!(accepted > 5_000, "only {accepted} accepted");
+    }
+
+    fn on_cache(host: &str) -> bool {
+        host == "shop-example.cdn.ampproject.org"
+            || host == "shop-localhost.cdn.ampproject.org"
+            || host == "shop-example.www.bing-amp.com"
+    }
+
+    const REFERERS: &[(&str, Option<&str>)] = &[
+        // Cache pages of this publisher.
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3?x=1",
+            Some("/products/3?x=1"),
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3?x=1#reviews",
+            Some("/products/3?x=1"),
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example",
+            Some("/"),
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example?x=1",
+            Some("/?x=1"),
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/SHOP.EXAMPLE/a/../b",
+            Some("/b"),
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example:443/p",
+            Some("/p"),
+        ),
+        (
+            "https://shop-example.www.bing-amp.com/c/s/shop.example/p",
+            Some("/p"),
+        ),
+        // The origin itself.
+        ("https://shop.example/cart?step=2", Some("/cart?step=2")),
+        ("https://shop.example/", Some("/")),
+        ("https://SHOP.example:443/x#frag", Some("/x")),
+        // Other publisher, scheme or port in the cache path.
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/evil.example/p",
+            None,
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/shop.example/p",
+            Some("/p"),
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example:8443/p",
+            None,
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example.evil.com/p",
+            None,
+        ),
+        // Foreign hosts, even with a matching cache path.
+        ("https://evil.com/c/s/shop.example/p", None),
+        ("https://evil.com/cart", None),
+        ("http://shop.example/cart", None),
+        ("https://shop.example:8443/cart", None),
+        // Cache origin only (what `strict-origin-when-cross-origin` sends).
+        ("https://shop-example.cdn.ampproject.org/", None),
+        ("https://shop-example.cdn.ampproject.org/products/3", None),
+        // Paths that would be open redirects once on the origin.
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example//evil.com",
+            None,
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/%2F%2Fevil.com",
+            None,
+        ),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/%5Cevil.com",
+            None,
+        ),
+        ("https://shop.example//evil.com", None),
+        ("https://shop.example/.//evil.com", None),
+        // Malformed.
+        ("", None),
+        ("not a url", None),
+        ("/products/3", None),
+        ("javascript:alert(1)", None),
+        ("https://user:pw@shop.example/x", None),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/user@shop.example/p",
+            None,
+        ),
+    ];
+
+    #[test]
+    fn referer_table() {
+        let origin = shop();
+        for (referer, expected) in REFERERS {
+            assert_eq!(
+                return_path_from_referer(referer, &origin, on_cache).as_deref(),
+                *expected,
+                "referer {referer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn referer_table_http_origin_with_port() {
+        const ROWS: &[(&str, Option<&str>)] = &[
+            (
+                "https://shop-localhost.cdn.ampproject.org/c/shop.localhost:8080/p?q",
+                Some("/p?q"),
+            ),
+            ("http://shop.localhost:8080/cart", Some("/cart")),
+            (
+                "https://shop-localhost.cdn.ampproject.org/c/s/shop.localhost:8080/p",
+                None,
+            ),
+            (
+                "https://shop-localhost.cdn.ampproject.org/c/shop.localhost/p",
+                None,
+            ),
+            ("http://shop.localhost:8081/cart", None),
+        ];
+        let origin = local();
+        for (referer, expected) in ROWS {
+            assert_eq!(
+                return_path_from_referer(referer, &origin, on_cache).as_deref(),
+                *expected,
+                "referer {referer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cache_host_predicate_sees_host_and_port() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let origin = shop();
+        let result = return_path_from_referer(
+            "https://cache.localhost:8081/c/s/shop.example/x",
+            &origin,
+            |h: &str| {
+                seen.borrow_mut().push(h.to_owned());
+                h == "cache.localhost:8081"
+            },
+        );
+        assert_eq!(result.as_deref(), Some("/x"));
+        assert_eq!(seen.into_inner(), ["cache.localhost:8081"]);
+    }
+
+    #[test]
+    fn errors_display_short_lowercase() {
+        const ALL: &[ReturnPathError] = &[
+            ReturnPathError::Empty,
+            ReturnPathError::TooLong,
+            ReturnPathError::InvalidCharacter,
+            ReturnPathError::Backslash,
+            ReturnPathError::NotSingleSlash,
+            ReturnPathError::UnsafeEncoding,
+            ReturnPathError::NotSameOrigin,
+            ReturnPathError::Unparsable,
+            ReturnPathError::InvalidOrigin,
+        ];
+        for e in ALL {
+            let s = e.to_string();
+            assert!(
+                s.starts_with("return path") || s.starts_with("publisher"),
+                "{s}"
+            );
+            assert_eq!(s, s.to_lowercase(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `AmpSessionService`: the per-request decisions.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::ACCEPT;
+use http::{Request, Response, Uri};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::classify::{Classified, RequestSource};
+use crate::config::Config;
+use crate::cors;
+use crate::future::ResponseFuture;
+use crate::handoff;
+use crate::reject::{reasons, Rejection};
+use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
+
+/// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).
+///
+/// The wrapped service receives `Request<RequestBody<B>>` with an [`AmpSession`] in its
+/// extensions, and answers `Response<ResB>`; this service answers
+/// `Response<ResponseBody<ResB>>`. The wrapped service's errors pass through untouched.
+#[derive(Clone)]
+pub struct AmpSessionService<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+}
+
+impl<S> AmpSessionService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Takes the ready service for a future that outlives `call`, leaving a clone behind
+    /// (the usual tower pattern: the clone may not be ready).
+    fn take_ready(&mut self) -> S
+    where
+        S: Clone,
+    {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for AmpSessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmpSessionService")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for AmpSessionService<S>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<crate::BoxError>,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResB, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if req.uri().path() == &*self.config.handoff_path {
+            let inner = self.take_ready();
+            let config = self.config.clone();
+            return ResponseFuture::handoff(Box::pin(handoff::complete(config, inner, req)));
+        }
+        let config = &self.config;
+
+        let classified = config.allowlist.classify(req.headers());
+        tracing::trace!(
+            source = classified.source.as_str(),
+            "amp_session.classified"
+        );
+
+        if let Some(query) = req.uri().query() {
+            // Cheap test first: almost no request carries it.
+            if query.contains("__amp_source") {
+                match strip_source_origin(req.uri(), config) {
+                    Ok(Some(uri)) => *req.uri_mut() = uri,
+                    Ok(None) => {}
+                    Err(r) => return reject(r, &req, classified),
+                }
+            }
+        }
+
+        let changing = config.is_state_changing(req.method());
+        if changing {
+            match classified.source {
+                RequestSource::Foreign => return reject(reasons::FOREIGN_ORIGIN, &req, classified),
+                RequestSource::Direct if !config.allow_direct_changes => {
+                    return reject(reasons::NO_ORIGIN, &req, classified)
+                }
+                _ => {}
+            }
+        }
+
+        let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
+            CookieState::Valid(id) => (id, false),
+            CookieState::Conflicting => {
+                return reject(reasons::CONFLICTING_COOKIES, &req, classified)
+            }
+            CookieState::Absent if changing && classified.source == RequestSource::AmpCache => {
+                // The browser withheld (or never had) the cookie on the cache: hand off.
+                let (parts, body) = req.into_parts();
+                let config = config.clone();
+                return ResponseFuture::handoff(Box::pin(async move {
+                    Ok(handoff::mint(config, classified, parts, body).await)
+                }));
+            }
+            CookieState::Absent => (SessionId::generate(), true),
+        };
+        if is_new {
+            tracing::debug!(
+                source = classified.source.as_str(),
+                "amp_session.session_issued"
+            );
+        }
+        req.extensions_mut().insert(AmpSession {
+            id,
+            is_new,
+            source: classified.source,
+            via_handoff: false,
+        });
+        let set_cookie = is_new.then(|| config.cookie.render(&id));
+        let future = self.inner.call(req.map(RequestBody::inner));
+        ResponseFuture::call(future, classified.cors_origin, set_cookie)
+    }
+}
+
+/// A rejection in the style the client reads: JSON for amp-form and other JSON clients,
+/// text otherwise; with CORS headers for allowed origins so amp-form can show it.
+fn reject<B, ResB, F, E>(
+    rejection: Rejection,
+    req: &Request<B>,
+    classified: Classified,
+) -> ResponseFuture<F, ResB, E> {
+    tracing::debug!(
+        status = rejection.status().as_u16(),
+        reason = rejection.reason(),
+        source = classified.source.as_str(),
+        "amp_session.rejected"
+    );
+    let wants_json = classified.cors_origin.is_some()
+        || req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+    let mut res = if wants_json {
+        rejection.json()
+    } else {
+        rejection.text()
+    };
+    cors::apply(res.headers_mut(), classified.cors_origin);
+    ResponseFuture::ready(res)
+}
+
+/// Checks and removes `__amp_source_origin` from the query. `Ok(None)`: it was not there.
+fn strip_source_origin(uri: &Uri, config: &Config) -> Result<Option<Uri>, Rejection> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    let mut kept = String::with_capacity(query.len());
+    let mut found = false;
+    for pair in query.split('&') {
+        let (key, value) = form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .unwrap_or_default();
+        if key == "__amp_source_origin" {
+            if !config.allowlist.is_publisher(&value) {
+                return Err(reasons::SOURCE_ORIGIN);
+            }
+            found = true;
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push('&');
+        }
+        kept.push_str(pair);
+    }
+    if !found {
+        return Ok(None);
+    }
+    let mut pq = String::with_capacity(uri.path().len() + 1 + kept.len());
+    pq.push_str(uri.path());
+    if !kept.is_empty() {
+        pq.push('?');
+        pq.push_str(&kept);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().map_err(|_| reasons::SOURCE_ORIGIN)?);
+    Uri::from_parts(parts)
+        .map(Some)
+        .map_err(|_| reasons::SOURCE_ORIGIN)
+}

@@ -1,0 +1,298 @@
+//! Session IDs, the session cookie, and the session handlers see.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+use rand::RngCore;
+
+use crate::classify::RequestSource;
+
+/// Bytes of CSPRNG output in a session ID (SPEC: at least 128 bits).
+const ID_BYTES: usize = 16;
+/// Length of a session ID's text: base64url of 16 bytes, unpadded.
+const ID_LEN: usize = 22;
+
+/// An opaque session identifier: 128 bits from a CSPRNG, as 22 URL-safe characters.
+///
+/// The library does not store session data; key your own store by [`SessionId::as_str`].
+/// `Debug` and `Display` show only a short prefix, so logging a session never leaks it.
+///
+/// ```
+/// use tower_amp_session::SessionId;
+///
+/// let id = SessionId::generate();
+/// assert_eq!(id.as_str().len(), 22);
+/// assert_eq!(SessionId::parse(id.as_str()), Some(id));
+/// assert_eq!(SessionId::parse("not-a-session"), None);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId([u8; ID_LEN]);
+
+impl SessionId {
+    /// A new random ID from the thread-local CSPRNG (ChaCha seeded from the OS once per
+    /// thread, so there is no syscall per ID).
+    pub fn generate() -> Self {
+        let mut raw = [0u8; ID_BYTES];
+        rand::rng().fill_bytes(&mut raw);
+        let mut text = [0u8; ID_LEN];
+        // Writing 16 bytes as unpadded base64url always yields exactly 22 bytes.
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut text)
+            .unwrap_or_default();
+        debug_assert_eq!(n, ID_LEN);
+        SessionId(text)
+    }
+
+    /// Parses an ID as it appears in the cookie; `None` unless it is exactly what
+    /// [`SessionId::generate`] produces (22 canonical base64url characters).
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes: [u8; ID_LEN] = text.as_bytes().try_into().ok()?;
+        let mut raw = [0u8; ID_BYTES + 2];
+        // Strict decoding also rejects non-zero trailing bits: one ID has one spelling.
+        match URL_SAFE_NO_PAD.decode_slice(bytes, &mut raw) {
+            Ok(ID_BYTES) => Some(SessionId(bytes)),
+            _ => None,
+        }
+    }
+
+    /// The ID as text (ASCII, URL-safe).
+    pub fn as_str(&self) -> &str {
+        // Only ever built from base64url output or checked base64url input.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    fn prefix(&self) -> &str {
+        &self.as_str()[..4]
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({}…)", self.prefix())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", self.prefix())
+    }
+}
+
+/// The session of the current request, placed in the request extensions by
+/// [`AmpSessionLayer`](crate::AmpSessionLayer).
+///
+/// ```
+/// use tower_amp_session::AmpSession;
+///
+/// fn handler(req: &http::Request<()>) -> String {
+///     match req.extensions().get::<AmpSession>() {
+///         Some(session) => format!("cart of {}", session.id()),
+///         None => "no AmpSessionLayer".into(),
+///     }
+/// }
+/// # let _ = handler;
+/// ```
+///
+/// With the `axum` feature, `AmpSession` is also an extractor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmpSession {
+    pub(crate) id: SessionId,
+    pub(crate) is_new: bool,
+    pub(crate) source: RequestSource,
+    pub(crate) via_handoff: bool,
+}
+
+impl AmpSession {
+    /// The session ID: the key of the app's own session store.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Whether the ID was issued by this request (the response sets the cookie).
+    pub fn is_new(&self) -> bool {
+        self.is_new
+    }
+
+    /// Where the request came from.
+    pub fn source(&self) -> RequestSource {
+        self.source
+    }
+
+    /// Whether this request is a change replayed on the origin by a completed handoff.
+    /// Its [`source`](AmpSession::source) is then [`RequestSource::SameOrigin`].
+    pub fn via_handoff(&self) -> bool {
+        self.via_handoff
+    }
+}
+
+/// What the `Cookie` headers say about the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CookieState {
+    /// No cookie of that name, or only malformed ones.
+    Absent,
+    /// One valid ID (possibly repeated with the same value).
+    Valid(SessionId),
+    /// Two different valid IDs: cookie tossing from a sibling domain, or a stale path cookie.
+    Conflicting,
+}
+
+/// Reads the session cookie named `name` from every `Cookie` header.
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
+    let mut found: Option<SessionId> = None;
+    for value in headers.get_all(COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        // Fast skip: most requests carry other cookies only.
+        if !text.contains(name) {
+            continue;
+        }
+        for cookie in cookie::Cookie::split_parse(text).flatten() {
+            if cookie.name() != name {
+                continue;
+            }
+            let Some(id) = SessionId::parse(cookie.value()) else {
+                continue;
+            };
+            match found {
+                None => found = Some(id),
+                Some(prev) if prev == id => {}
+                Some(_) => return CookieState::Conflicting,
+            }
+        }
+    }
+    match found {
+        Some(id) => CookieState::Valid(id),
+        None => CookieState::Absent,
+    }
+}
+
+/// The `Set-Cookie` header for a session, split around the ID so that issuing one costs a
+/// single allocation. Attributes are rendered once, by the `cookie` crate, at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieTemplate {
+    prefix: Box<str>,
+    suffix: Box<str>,
+}
+
+impl CookieTemplate {
+    pub(crate) fn new(
+        name: &str,
+        max_age: std::time::Duration,
+        same_site: cookie::SameSite,
+        domain: Option<&str>,
+    ) -> Self {
+        const MARK: &str = "\u{1}ID\u{1}";
+        let mut c = cookie::Cookie::new(name.to_owned(), "X".to_owned());
+        c.set_http_only(true);
+        c.set_secure(true);
+        c.set_path("/");
+        c.set_same_site(same_site);
+        c.set_max_age(cookie::time::Duration::seconds(
+            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+        ));
+        if let Some(d) = domain {
+            c.set_domain(d.to_owned());
+        }
+        let rendered = c.to_string().replacen("=X", &format!("={MARK}"), 1);
+        let (prefix, suffix) = rendered.split_once(MARK).unwrap_or((&rendered, ""));
+        CookieTemplate {
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+        }
+    }
+
+    pub(crate) fn render(&self, id: &SessionId) -> HeaderValue {
+        let mut s = String::with_capacity(self.prefix.len() + ID_LEN + self.suffix.len());
+        s.push_str(&self.prefix);
+        s.push_str(id.as_str());
+        s.push_str(&self.suffix);
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn generated_ids_parse_and_differ() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(a.as_str()), Some(a));
+    }
+
+    #[test]
+    fn cookie_reading_table() {
+        let id = SessionId::generate();
+        let other = SessionId::generate();
+        let v = id.as_str();
+        let rows: Vec<(Vec<String>, CookieState)> = vec![
+            (vec![], CookieState::Absent),
+            (vec!["a=1; b=2".into()], CookieState::Absent),
+            (vec![format!("s={v}")], CookieState::Valid(id)),
+            (vec![format!("a=1; s={v}; b=2")], CookieState::Valid(id)),
+            (vec!["a=1".into(), format!("s={v}")], CookieState::Valid(id)),
+            (vec![format!("s={v}; s={v}")], CookieState::Valid(id)),
+            (vec![format!("s=junk; s={v}")], CookieState::Valid(id)),
+            (vec![format!("s={v}x")], CookieState::Absent),
+            (vec!["s=".into()], CookieState::Absent),
+            (vec![format!("S={v}")], CookieState::Absent),
+            (vec![format!("ss={v}")], CookieState::Absent),
+            (vec![format!("s={}", "A".repeat(8192))], CookieState::Absent),
+            (
+                vec![format!("s={v}; s={}", other.as_str())],
+                CookieState::Conflicting,
+            ),
+        ];
+        for (cookies, want) in rows {
+            let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            assert_eq!(read_cookie(&headers(&refs), "s"), want, "{cookies:?}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_ids_are_refused() {
+        // 'B' at the end sets a trailing bit that 16 bytes never produce.
+        assert_eq!(SessionId::parse(&format!("{}B", "A".repeat(21))), None);
+        assert!(SessionId::parse(&format!("{}A", "A".repeat(21))).is_some());
+        assert_eq!(SessionId::parse(&format!("{}+", "A".repeat(21))), None);
+    }
+
+    #[test]
+    fn cookie_template_renders_secure_attributes() {
+        let t = CookieTemplate::new(
+            "amp_session",
+            std::time::Duration::from_secs(3600),
+            cookie::SameSite::None,
+            None,
+        );
+        let id = SessionId::generate();
+        let v = t.render(&id);
+        let s = v.to_str().unwrap();
+        assert!(
+            s.starts_with(&format!("amp_session={}", id.as_str())),
+            "{s}"
+        );
+        for attr in [
+            "HttpOnly",
+            "Secure",
+            "Path=/",
+            "SameSite=None",
+            "Max-Age=3600",
+        ] {
+            assert!(s.contains(attr), "{s} lacks {attr}");
+        }
+    }
+}
