@@ -622,9 +622,10 @@ mod tests {
                 Some("/p?q"),
             ),
             ("http://shop.localhost:8080/cart", Some("/cart")),
+            // SPEC section 8: the local cache serves the http origin under `/c/s/` too.
             (
                 "https://shop-localhost.cdn.ampproject.org/c/s/shop.localhost:8080/p",
-                None,
+                Some("/p"),
             ),
             (
                 "https://shop-localhost.cdn.ampproject.org/c/shop.localhost/p",

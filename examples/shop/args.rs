@@ -1,0 +1,126 @@
+//! Command-line flags, parsed by hand (the example should not need clap).
+
+use std::time::Duration;
+
+use tower_amp_session::SameSite;
+
+pub const USAGE: &str = "\
+usage: cargo run --example shop -- [options]
+
+  --origin-port N        port of the origin, http://shop.localhost:N (default 8080)
+  --cache-port N         port of the simulated AMP cache (default 8081)
+  --handoff-ttl SECONDS  how long a handoff link stays valid (default 120)
+  --same-site lax|none   SameSite of the session cookie (default none)
+  --offline              load a local stand-in for amp-form instead of the AMP runtime
+  -h, --help             show this help
+
+environment:
+  AMP_SESSION_KEY        base64 signing key (at least 32 bytes); random when unset
+  RUST_LOG               log filter (default info)";
+
+/// What the shop was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub origin_port: u16,
+    pub cache_port: u16,
+    pub handoff_ttl: Duration,
+    pub same_site: SameSite,
+    pub offline: bool,
+    pub help: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            origin_port: 8080,
+            cache_port: 8081,
+            handoff_ttl: Duration::from_secs(120),
+            same_site: SameSite::None,
+            offline: false,
+            help: false,
+        }
+    }
+}
+
+impl Args {
+    /// Parses the arguments after the program name; `Err` says what was wrong.
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut out = Args::default();
+        while let Some(flag) = args.next() {
+            // `--flag=value` and `--flag value` both work.
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (flag.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match name.as_str() {
+                "--origin-port" => out.origin_port = port(&name, &value()?)?,
+                "--cache-port" => out.cache_port = port(&name, &value()?)?,
+                "--handoff-ttl" => {
+                    let v = value()?;
+                    let secs: u64 = v
+                        .parse()
+                        .map_err(|_| format!("--handoff-ttl: {v:?} is not a number of seconds"))?;
+                    out.handoff_ttl = Duration::from_secs(secs);
+                }
+                "--same-site" => {
+                    out.same_site = match value()?.to_ascii_lowercase().as_str() {
+                        "lax" => SameSite::Lax,
+                        "none" => SameSite::None,
+                        other => return Err(format!("--same-site: {other:?} is not lax or none")),
+                    }
+                }
+                "--offline" if inline.is_none() => out.offline = true,
+                "-h" | "--help" => out.help = true,
+                _ => return Err(format!("unknown argument {flag:?}")),
+            }
+        }
+        if out.origin_port == out.cache_port {
+            return Err("--origin-port and --cache-port must differ".into());
+        }
+        Ok(out)
+    }
+}
+
+fn port(flag: &str, text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(format!("{flag}: {text:?} is not a port (1-65535)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_table() {
+        assert_eq!(parse(&[]), Ok(Args::default()));
+        let a = parse(&["--origin-port", "9000", "--cache-port=9001", "--offline"]).unwrap();
+        assert_eq!((a.origin_port, a.cache_port, a.offline), (9000, 9001, true));
+        let a = parse(&["--handoff-ttl", "5", "--same-site", "LAX"]).unwrap();
+        assert_eq!(a.handoff_ttl, Duration::from_secs(5));
+        assert_eq!(a.same_site, SameSite::Lax);
+        for bad in [
+            &["--origin-port"][..],
+            &["--origin-port", "0"],
+            &["--cache-port", "x"],
+            &["--same-site", "strict"],
+            &["--handoff-ttl", "-1"],
+            &["--offline=yes"],
+            &["--what"],
+            &["--origin-port", "8081"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
