@@ -53,7 +53,8 @@
 //!
 //! # Feature flags
 //!
-//! - `axum`: [`AmpSession`] implements axum's `FromRequestParts`.
+//! - `axum` (default): [`AmpSession`] implements axum's `FromRequestParts`.
+//! - `redis`: `RedisReplayGuard`, a replay guard shared by several origin instances.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -79,6 +80,8 @@ mod keyring;
 mod layer;
 mod reject;
 mod replay;
+#[cfg(feature = "redis")]
+mod replay_redis;
 pub mod return_path;
 mod service;
 mod session;
@@ -96,6 +99,9 @@ pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;
 pub use replay::{MemoryReplayGuard, NonceStatus, ReplayFuture, ReplayGuard, ReplayGuardError};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use replay_redis::RedisReplayGuard;
 pub use service::AmpSessionService;
 pub use session::{AmpSession, SessionId};
 pub use token::{

@@ -1,0 +1,148 @@
+//! A small AMP shop: the origin and a simulated AMP cache, showing how `tower-amp-session`
+//! keeps one cart between them.
+//!
+//! ```text
+//! cargo run --example shop
+//! open http://shop-localhost.cache.localhost:8081/c/s/shop.localhost:8080/products/1
+//! ```
+//!
+//! Adding to the cart on the cache page posts to the origin. When the browser withholds the
+//! origin's cookie there (third-party cookie blocking), the layer answers with a handoff
+//! (`AMP-Redirect-To`), the browser navigates to the origin, the add is applied to the
+//! first-party session there, and the browser lands on `/cart`.
+
+mod args;
+mod cache;
+mod cart;
+mod catalogue;
+mod form;
+mod origin;
+mod pages;
+mod site;
+mod stats;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::middleware::from_fn_with_state;
+use base64::Engine as _;
+use tokio::net::TcpListener;
+use tower_amp_session::{AmpSessionLayer, CacheDomain, Keyring, KeyringBuilder};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Args, USAGE};
+use crate::cart::Carts;
+use crate::origin::Shop;
+use crate::site::{Site, CACHE_DOMAIN};
+use crate::stats::Stats;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("shop: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let site = Site::new(args.origin_port, args.cache_port, args.offline)?;
+
+    let layer = AmpSessionLayer::builder()
+        .publisher_origin(&site.origin)
+        .keyring(signing_key())
+        // The simulated cache, besides the default Google and Bing caches.
+        .cache(
+            CacheDomain::custom(CACHE_DOMAIN)
+                .allow_http()
+                .port(args.cache_port),
+        )
+        .handoff_ttl(args.handoff_ttl)
+        .same_site(args.same_site)
+        .build()?;
+
+    let stats = Arc::new(Stats::new(layer.handoff_path()));
+    let shop = Arc::new(Shop {
+        site: site.clone(),
+        carts: Carts::default(),
+        stats: stats.clone(),
+    });
+    // One `.layer(...)` enables the whole flow, the handoff endpoint included. The stats
+    // middleware sits outside it, so it sees the layer's own answers (mints, 303s).
+    let origin_app = origin::router(shop)
+        .layer(layer)
+        .layer(from_fn_with_state(stats, stats::count));
+    let cache_app = cache::router(site.clone(), args.origin_port);
+
+    let origin_listener = TcpListener::bind(("127.0.0.1", args.origin_port)).await?;
+    let cache_listener = TcpListener::bind(("127.0.0.1", args.cache_port)).await?;
+    print_banner(&site, args.offline);
+
+    let origin = axum::serve(origin_listener, origin_app);
+    let cache = axum::serve(cache_listener, cache_app);
+    tokio::select! {
+        r = origin => r?,
+        r = cache => r?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+/// The signing key from `AMP_SESSION_KEY` (base64), or a random one for this run only.
+fn signing_key() -> KeyringBuilder {
+    match std::env::var("AMP_SESSION_KEY") {
+        Ok(key) => Keyring::builder().signing_base64("k1", &key),
+        Err(_) => {
+            let key: [u8; 32] = rand::random();
+            eprintln!(
+                "warning: AMP_SESSION_KEY is not set; using a random signing key, so handoff \
+                 links stop working when the shop restarts. To keep one, run e.g.\n  \
+                 AMP_SESSION_KEY={} cargo run --example shop",
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            );
+            Keyring::builder().signing("k1", key)
+        }
+    }
+}
+
+fn print_banner(site: &Site, offline: bool) {
+    let product = "/products/1";
+    println!(
+        "\nAMP shop{mode}\n\
+         \n  origin     {origin}/\n  AMP cache  {cache}/\n\
+         \nOpen the cache copy of a product page and add it to the cart:\n  {cache_page}\n\
+         The same page on the origin:\n  {origin_page}\n\
+         \nWith curl (*.localhost needs --resolve or --connect-to):\n  \
+         curl --connect-to ::127.0.0.1: {cache_page}\n  \
+         curl --connect-to ::127.0.0.1: -i -X POST '{origin}/cart/add' \\\n      \
+         -H 'Origin: {cache}' -d product_id=1 -d quantity=2\n  \
+         curl --connect-to ::127.0.0.1: {origin}/_stats.json\n",
+        mode = if offline {
+            " (offline: local amp-form stand-in)"
+        } else {
+            ""
+        },
+        origin = site.origin,
+        cache = site.cache_origin,
+        cache_page = site.cache_page_url(product),
+        origin_page = site.origin_url(product),
+    );
+}

@@ -1,0 +1,5 @@
+//! The Redis replay guard (feature `redis`): single use across several origin instances.
+
+/// Placeholder; being written.
+#[derive(Debug)]
+pub struct RedisReplayGuard;
