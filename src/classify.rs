@@ -4,6 +4,8 @@
 use http::header::ORIGIN;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::email::EmailSenders;
+
 /// `AMP-Same-Origin`, sent by the AMP runtime when the page and the endpoint share an origin.
 pub static AMP_SAME_ORIGIN: HeaderName = HeaderName::from_static("amp-same-origin");
 
@@ -15,6 +17,7 @@ pub static AMP_SAME_ORIGIN: HeaderName = HeaderName::from_static("amp-same-origi
 /// | `AmpCache` | `Origin` is this publisher's subdomain on a configured cache |
 /// | `Direct` | no `Origin` and no `AMP-Same-Origin` (navigation, non-browser client) |
 /// | `Foreign` | any other `Origin`, including `null` and other publishers' cache subdomains |
+/// | `AmpEmail` | `AMP-Email-Sender` names an allowed sender (only when senders are configured) |
 ///
 /// ```
 /// use tower_amp_session::RequestSource;
@@ -33,6 +36,9 @@ pub enum RequestSource {
     Direct,
     /// Any other origin.
     Foreign,
+    /// An AMP email from an allowed sender (`AMP-Email-Sender`, AMP for Email CORS v2).
+    /// Email clients send no cookies: the session is ephemeral and no handoff is made.
+    AmpEmail,
 }
 
 impl RequestSource {
@@ -48,6 +54,7 @@ impl RequestSource {
             RequestSource::AmpCache => "amp_cache",
             RequestSource::Direct => "direct",
             RequestSource::Foreign => "foreign",
+            RequestSource::AmpEmail => "amp_email",
         }
     }
 }
@@ -60,6 +67,8 @@ pub(crate) struct Classified {
     pub(crate) publisher: usize,
     /// The `Origin` to echo in CORS headers, when one was sent and allowed.
     pub(crate) cors_origin: Option<HeaderValue>,
+    /// The allowed `AMP-Email-Sender` to echo in `AMP-Email-Allow-Sender`.
+    pub(crate) email_sender: Option<HeaderValue>,
 }
 
 /// Allowed origins, serialized as browsers send them (`scheme://host[:port]`, lowercase).
@@ -68,10 +77,33 @@ pub(crate) struct Allowlist {
     pub(crate) publishers: Vec<Box<str>>,
     /// (origin, publisher index)
     pub(crate) caches: Vec<(Box<str>, usize)>,
+    pub(crate) email_senders: EmailSenders,
 }
 
 impl Allowlist {
     pub(crate) fn classify(&self, headers: &HeaderMap) -> Classified {
+        let classified = self.classify_web(headers);
+        // Email only when configured, and never over a publisher or cache origin.
+        if self.email_senders.is_empty()
+            || matches!(
+                classified.source,
+                RequestSource::SameOrigin | RequestSource::AmpCache
+            )
+        {
+            return classified;
+        }
+        match self.email_senders.allowed(headers) {
+            Some(sender) => Classified {
+                source: RequestSource::AmpEmail,
+                publisher: 0,
+                cors_origin: None,
+                email_sender: Some(sender),
+            },
+            None => classified,
+        }
+    }
+
+    fn classify_web(&self, headers: &HeaderMap) -> Classified {
         let mut origins = headers.get_all(ORIGIN).iter();
         match (origins.next(), origins.next()) {
             // Several Origin headers: no browser sends that.
@@ -83,12 +115,14 @@ impl Allowlist {
                         source: RequestSource::SameOrigin,
                         publisher: 0,
                         cors_origin: None,
+                        email_sender: None,
                     }
                 } else {
                     Classified {
                         source: RequestSource::Direct,
                         publisher: 0,
                         cors_origin: None,
+                        email_sender: None,
                     }
                 }
             }
@@ -102,6 +136,7 @@ impl Allowlist {
                 source: RequestSource::SameOrigin,
                 publisher: i,
                 cors_origin: Some(origin.clone()),
+                email_sender: None,
             };
         }
         if let Some((_, i)) = self.caches.iter().find(|(c, _)| c.as_bytes() == bytes) {
@@ -109,6 +144,7 @@ impl Allowlist {
                 source: RequestSource::AmpCache,
                 publisher: *i,
                 cors_origin: Some(origin.clone()),
+                email_sender: None,
             };
         }
         foreign()
@@ -124,6 +160,7 @@ fn foreign() -> Classified {
         source: RequestSource::Foreign,
         publisher: 0,
         cors_origin: None,
+        email_sender: None,
     }
 }
 

@@ -9,6 +9,7 @@ use http::Method;
 use crate::cache_domain::CacheDomain;
 use crate::cache_url::cache_subdomain;
 use crate::classify::Allowlist;
+use crate::email::EmailSenders;
 use crate::keyring::{KeyError, Keyring, KeyringBuilder};
 use crate::layer::AmpSessionLayer;
 use crate::replay::{unix, MemoryReplayGuard, ReplayGuard};
@@ -64,6 +65,10 @@ pub enum ConfigError {
     InvalidReturnPath(String),
     /// The publisher's cache subdomain could not be computed.
     CacheSubdomain(String),
+    /// A sensitive path is not an absolute path.
+    InvalidSensitivePath(String),
+    /// An email sender is neither `name@domain` nor `@domain`.
+    InvalidEmailSender(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -88,6 +93,10 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidLimit(what) => write!(f, "{what} is out of range"),
             ConfigError::InvalidReturnPath(p) => write!(f, "return path {p:?} is not a path on the publisher origin"),
             ConfigError::CacheSubdomain(h) => write!(f, "cannot compute the AMP cache subdomain of {h:?}"),
+            ConfigError::InvalidSensitivePath(p) => write!(f, "sensitive path {p:?} must start with '/'"),
+            ConfigError::InvalidEmailSender(s) => {
+                write!(f, "email sender {s:?} must be name@domain or @domain")
+            }
         }
     }
 }
@@ -146,6 +155,9 @@ pub struct ConfigBuilder {
     return_to: ReturnTo,
     replay_guard: Option<Arc<dyn ReplayGuard>>,
     clock: Option<Clock>,
+    sensitive_paths: Vec<String>,
+    external_session: Option<String>,
+    email_senders: Vec<String>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -178,6 +190,9 @@ impl Default for ConfigBuilder {
             return_to: ReturnTo::Referer,
             replay_guard: None,
             clock: None,
+            sensitive_paths: Vec::new(),
+            external_session: None,
+            email_senders: Vec::new(),
         }
     }
 }
@@ -289,6 +304,35 @@ impl ConfigBuilder {
         self
     }
 
+    /// Marks a route as sensitive: a handoff to it is not applied on arrival but shows a
+    /// page with one button that posts to the origin, first-party; only that post applies
+    /// the change. A path ending in `/` marks every path below it; otherwise it must match
+    /// exactly. For changes a forged link must never apply silently (checkout, account).
+    pub fn sensitive_path(mut self, path: impl Into<String>) -> Self {
+        self.sensitive_paths.push(path.into());
+        self
+    }
+
+    /// Bring your own session: the layer issues no cookie of its own. A request that carries
+    /// the app's cookie `cookie_name` counts as having a session; on completion the change
+    /// is replayed through the app's own session layer (placed inside this one) and the
+    /// `Set-Cookie` headers it produces are carried onto the redirect. Handlers find the
+    /// [`RequestSource`](crate::RequestSource) in the request extensions instead of an
+    /// [`AmpSession`](crate::AmpSession).
+    pub fn external_session(mut self, cookie_name: impl Into<String>) -> Self {
+        self.external_session = Some(cookie_name.into());
+        self
+    }
+
+    /// Allows an AMP for Email sender (`orders@shop.example`) or a whole domain
+    /// (`@shop.example`): requests with that `AMP-Email-Sender` are
+    /// [`RequestSource::AmpEmail`](crate::RequestSource::AmpEmail) and are answered with
+    /// `AMP-Email-Allow-Sender`. Default: none (AMP for Email is off).
+    pub fn email_sender(mut self, sender: impl Into<String>) -> Self {
+        self.email_senders.push(sender.into());
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AmpSessionLayer, ConfigError> {
         Ok(AmpSessionLayer::from_config(Arc::new(self.into_config()?)))
@@ -363,9 +407,30 @@ impl ConfigBuilder {
             }
             p.cache_subdomain = sub;
         }
+        for p in &self.sensitive_paths {
+            if !p.starts_with('/') || p.starts_with("//") {
+                return Err(ConfigError::InvalidSensitivePath(p.clone()));
+            }
+        }
+        for s in &self.email_senders {
+            if !EmailSenders::is_valid_entry(s) {
+                return Err(ConfigError::InvalidEmailSender(s.clone()));
+            }
+        }
+        let session_mode = match self.external_session {
+            None => SessionMode::Own,
+            Some(name) if is_cookie_token(&name) => SessionMode::External(name.into()),
+            Some(name) => return Err(ConfigError::InvalidCookieName(name)),
+        };
         let allowlist = Allowlist {
             publishers: publishers.iter().map(|p| p.origin.clone()).collect(),
             caches,
+            email_senders: EmailSenders(
+                self.email_senders
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect(),
+            ),
         };
         let cookie = CookieTemplate::new(
             &self.cookie_name,
@@ -393,6 +458,13 @@ impl ConfigBuilder {
             clock: self
                 .clock
                 .unwrap_or_else(|| Arc::new(|| unix(SystemTime::now()))),
+            sensitive_paths: self
+                .sensitive_paths
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+            session_mode,
+            warned_strict: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -477,6 +549,19 @@ pub(crate) struct Config {
     pub(crate) return_to: ReturnTo,
     pub(crate) replay_guard: Arc<dyn ReplayGuard>,
     pub(crate) clock: Clock,
+    pub(crate) sensitive_paths: Vec<Box<str>>,
+    pub(crate) session_mode: SessionMode,
+    /// Whether the "app cookie is SameSite=Strict" warning was logged (once is enough).
+    pub(crate) warned_strict: std::sync::atomic::AtomicBool,
+}
+
+/// Whose cookie carries the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SessionMode {
+    /// This layer issues and reads its own cookie.
+    Own,
+    /// The app's session layer does; this is its cookie's name.
+    External(Box<str>),
 }
 
 impl Config {
@@ -486,6 +571,18 @@ impl Config {
 
     pub(crate) fn now(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// Whether a handoff to `target` (path and query) needs the confirmation step.
+    pub(crate) fn is_sensitive(&self, target: &str) -> bool {
+        let path = target.split('?').next().unwrap_or(target);
+        self.sensitive_paths.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(&**p)
+            } else {
+                path == &**p
+            }
+        })
     }
 }
 

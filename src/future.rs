@@ -29,6 +29,7 @@ pin_project! {
             future: F,
             cors_origin: Option<HeaderValue>,
             set_cookie: Option<HeaderValue>,
+            email_sender: Option<HeaderValue>,
         },
         // The layer answered at once (a rejection).
         Ready {
@@ -46,12 +47,14 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         future: F,
         cors_origin: Option<HeaderValue>,
         set_cookie: Option<HeaderValue>,
+        email_sender: Option<HeaderValue>,
     ) -> Self {
         ResponseFuture {
             kind: Kind::Call {
                 future,
                 cors_origin,
                 set_cookie,
+                email_sender,
             },
         }
     }
@@ -83,6 +86,7 @@ where
                 future,
                 cors_origin,
                 set_cookie,
+                email_sender,
             } => {
                 let res = ready!(future.poll(cx))?;
                 let mut res = res.map(ResponseBody::inner);
@@ -90,6 +94,9 @@ where
                 cors::apply(headers, cors_origin.take());
                 if let Some(cookie) = set_cookie.take() {
                     headers.append(SET_COOKIE, cookie);
+                }
+                if let Some(sender) = email_sender.take() {
+                    headers.insert(&crate::email::AMP_EMAIL_ALLOW_SENDER, sender);
                 }
                 Poll::Ready(Ok(res))
             }

@@ -26,7 +26,7 @@ use tower_service::Service;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::classify::{Classified, RequestSource};
-use crate::config::{Config, Publisher, ReturnTo};
+use crate::config::{Config, Publisher, ReturnTo, SessionMode};
 use crate::cors;
 use crate::form::{self, FormKind};
 use crate::layer::AmpSessionLayer;
@@ -168,19 +168,28 @@ where
     Ok(res)
 }
 
-/// Completes a handoff: the GET of the handoff URL on the publisher origin.
+/// Completes a handoff on the publisher origin: the GET of the handoff URL, or the POST of
+/// the confirmation page for sensitive routes.
 pub(crate) async fn complete<S, B, ResB>(
     config: Arc<Config>,
-    mut inner: S,
+    inner: S,
     req: Request<B>,
 ) -> Result<Response<ResponseBody<ResB>>, S::Error>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResB>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<crate::BoxError>,
     ResB: Body<Data = Bytes>,
     ResB::Error: Into<crate::BoxError>,
 {
     let publisher = publisher_for(&config, &req);
-    let checked = match check(&config, publisher, &req) {
+    let (parts, body) = req.into_parts();
+    let confirmed = parts.method == Method::POST;
+    let checked = match token_text(&config, &parts, body).await {
+        Ok(text) => check(&config, publisher, &parts.headers, &text),
+        Err(r) => Err(Refusal::from(r)),
+    };
+    let checked = match checked {
         Ok(c) => c,
         Err(Refusal { rejection, back }) => {
             tracing::debug!(
@@ -192,12 +201,33 @@ where
             res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
             if rejection.status() == StatusCode::METHOD_NOT_ALLOWED {
                 res.headers_mut()
-                    .insert(http::header::ALLOW, HeaderValue::from_static("GET"));
+                    .insert(http::header::ALLOW, HeaderValue::from_static("GET, POST"));
             }
             return Ok(res);
         }
     };
-    let Checked { token, session } = checked;
+    if !confirmed && config.is_sensitive(&checked.token.change.target) {
+        // A link alone never applies a sensitive change: the user confirms, first-party.
+        tracing::debug!(target = %checked.token.change.target, "amp_session.handoff_confirmation_shown");
+        return Ok(confirmation_page(&config, &checked));
+    }
+    apply(&config, publisher, inner, parts, checked).await
+}
+
+/// Consumes the nonce, replays the change through the app, and redirects.
+async fn apply<S, B, ResB>(
+    config: &Config,
+    publisher: &Publisher,
+    mut inner: S,
+    parts: http::request::Parts,
+    checked: Checked,
+) -> Result<Response<ResponseBody<ResB>>, S::Error>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<ResB>>,
+    ResB: Body<Data = Bytes>,
+    ResB::Error: Into<crate::BoxError>,
+{
+    let Checked { token, session, .. } = checked;
     let change = token.change;
     let back = absolute(publisher, &change.return_path);
 
@@ -222,15 +252,14 @@ where
         }
     }
 
-    let (id, is_new) = session;
     let (content_type, body) = form::rebuild(change.encoding, &change.body, &token.nonce);
     let mut replay = Request::new(RequestBody::full(body.clone()));
     *replay.method_mut() = change.method.clone();
-    *replay.version_mut() = req.version();
+    *replay.version_mut() = parts.version;
     // Checked in `check`: an origin-form path and query.
     *replay.uri_mut() = change.target.parse::<Uri>().unwrap_or_default();
     let h = replay.headers_mut();
-    for (name, value) in req.headers() {
+    for (name, value) in &parts.headers {
         if !is_dropped_on_replay(name) {
             h.append(name, value.clone());
         }
@@ -243,21 +272,36 @@ where
         h.insert(CONTENT_TYPE, ct);
     }
     h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    replay.extensions_mut().insert(AmpSession {
-        id,
-        is_new,
-        source: RequestSource::SameOrigin,
-        via_handoff: true,
-    });
+    let ext = replay.extensions_mut();
+    ext.insert(ViaHandoff);
+    let set_cookie = match session {
+        Some((id, is_new)) => {
+            ext.insert(AmpSession {
+                id,
+                is_new,
+                source: RequestSource::SameOrigin,
+                via_handoff: true,
+            });
+            is_new.then(|| config.cookie.render(&id))
+        }
+        None => {
+            ext.insert(RequestSource::SameOrigin);
+            None
+        }
+    };
 
     let res = inner.call(replay).await?;
-    let set_cookie = is_new.then(|| config.cookie.render(&id));
+    if let SessionMode::External(name) = &config.session_mode {
+        warn_if_strict(config, name, &res);
+    }
     let status = res.status();
     if status.is_success() || status.is_redirection() {
         let to = app_redirect(publisher, &res).unwrap_or(back);
-        tracing::debug!(
+        tracing::info!(
             status = status.as_u16(),
-            new_session = is_new,
+            new_session = set_cookie.is_some(),
+            method = %change.method,
+            path = %change.target.split('?').next().unwrap_or(""),
             "amp_session.handoff_completed"
         );
         let mut out = see_other(&to, set_cookie);
@@ -266,14 +310,90 @@ where
         }
         return Ok(out);
     }
-    tracing::debug!(status = status.as_u16(), "amp_session.handoff_failed");
+    tracing::info!(status = status.as_u16(), "amp_session.handoff_failed");
     Ok(failure(res, &change.return_path, set_cookie).await)
+}
+
+/// Marks a request replayed on the origin by a completed handoff (request extension).
+///
+/// ```
+/// use tower_amp_session::ViaHandoff;
+///
+/// fn is_replay<B>(req: &http::Request<B>) -> bool {
+///     req.extensions().get::<ViaHandoff>().is_some()
+/// }
+/// # let _ = is_replay::<()>;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaHandoff;
+
+/// With an external session layer, `SameSite=Strict` on its cookie breaks every handoff:
+/// the cross-site navigation arrives without it and a new session replaces the user's.
+fn warn_if_strict<B>(config: &Config, name: &str, res: &Response<B>) {
+    use std::sync::atomic::Ordering;
+    let strict = res.headers().get_all(SET_COOKIE).iter().any(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|s| cookie::Cookie::parse(s).ok())
+            .is_some_and(|c| c.name() == name && c.same_site() == Some(cookie::SameSite::Strict))
+    });
+    if strict && !config.warned_strict.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            cookie = name,
+            "amp_session.app_cookie_samesite_strict: the app's session cookie is SameSite=Strict, \
+             which the handoff navigation does not carry; use Lax or None"
+        );
+    }
+}
+
+/// The page that asks the user to confirm a sensitive change. Its form posts the token to
+/// the handoff path from the publisher's own page, so the POST carries the first-party
+/// cookie and a publisher `Origin`.
+fn confirmation_page<B>(config: &Config, checked: &Checked) -> Response<ResponseBody<B>> {
+    let change = &checked.token.change;
+    let target = change.target.split('?').next().unwrap_or("");
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width\"><title>Confirm</title></head><body>\
+         <h1>Confirm your change</h1><p>You asked to send <code>{} {}</code> from a page \
+         served by an AMP cache.</p><form method=\"post\" action=\"{}\">\
+         <input type=\"hidden\" name=\"{}\" value=\"{}\">\
+         <button type=\"submit\">Confirm</button></form>\
+         <p><a href=\"{}\">Cancel</a></p></body></html>\n",
+        escape(change.method.as_str()),
+        escape(target),
+        escape(&config.handoff_path),
+        TOKEN_PARAM,
+        escape(&checked.text),
+        escape(&change.return_path),
+    );
+    let mut res = Response::new(ResponseBody::full(html));
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, NO_STORE);
+    h.insert(&REFERRER_POLICY, NO_REFERRER);
+    // One click applies the change: never inside another site's frame (clickjacking).
+    h.insert(
+        http::header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'; form-action 'self'"),
+    );
+    res
 }
 
 /// What `check` approved.
 struct Checked {
     token: HandoffToken,
-    session: (SessionId, bool),
+    /// The token as it was sent, for the confirmation form.
+    text: String,
+    /// Own-session mode: the session and whether it is new. `None`: the app's own.
+    session: Option<(SessionId, bool)>,
 }
 
 struct Refusal {
@@ -290,13 +410,18 @@ impl From<Rejection> for Refusal {
     }
 }
 
-/// Everything that can refuse a handoff, before the nonce is consumed: a refusal here
-/// leaves the token usable for a correct retry.
-fn check<B>(config: &Config, publisher: &Publisher, req: &Request<B>) -> Result<Checked, Refusal> {
-    if req.method() != Method::GET {
-        return Err(reasons::HANDOFF_METHOD.into());
-    }
-    let h = req.headers();
+/// The token text: from the query of a GET navigation, or from the confirmation form of a
+/// same-origin POST.
+async fn token_text<B>(
+    config: &Config,
+    parts: &http::request::Parts,
+    body: B,
+) -> Result<String, Rejection>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<crate::BoxError>,
+{
+    let h = &parts.headers;
     // An <img>, <iframe> or fetch() cannot fire a handoff; only a top-level navigation.
     let header_is = |name: &HeaderName, want: &str| {
         h.get_all(name)
@@ -304,10 +429,53 @@ fn check<B>(config: &Config, publisher: &Publisher, req: &Request<B>) -> Result<
             .all(|v| v.as_bytes().eq_ignore_ascii_case(want.as_bytes()))
     };
     if !header_is(&SEC_FETCH_MODE, "navigate") || !header_is(&SEC_FETCH_DEST, "document") {
-        return Err(reasons::HANDOFF_NOT_NAVIGATION.into());
+        return Err(reasons::HANDOFF_NOT_NAVIGATION);
     }
-    let text = token_param(req.uri())?;
-    let token = HandoffToken::open(&config.keyring, &text, config.now(), config.clock_skew)
+    match parts.method {
+        Method::GET => token_param(parts.uri.query().unwrap_or("").as_bytes()),
+        Method::POST => {
+            let mut origins = h.get_all(ORIGIN).iter();
+            let same_origin = match (origins.next(), origins.next()) {
+                (Some(o), None) => o.to_str().is_ok_and(|o| config.allowlist.is_publisher(o)),
+                _ => false,
+            };
+            if !same_origin {
+                return Err(reasons::CONFIRM_ORIGIN);
+            }
+            let is_form = h
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| {
+                    v.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                });
+            if !is_form {
+                return Err(reasons::CONFIRM_BODY);
+            }
+            let limit = crate::token::MAX_TOKEN_LEN + 64;
+            let bytes = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|_| reasons::CONFIRM_BODY)?
+                .to_bytes();
+            token_param(&bytes)
+        }
+        _ => Err(reasons::HANDOFF_METHOD),
+    }
+}
+
+/// Everything that can refuse a handoff, before the nonce is consumed: a refusal here
+/// leaves the token usable for a correct retry.
+fn check(
+    config: &Config,
+    publisher: &Publisher,
+    h: &http::HeaderMap,
+    text: &str,
+) -> Result<Checked, Refusal> {
+    let token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
         .map_err(token_rejection)?;
     let change = &token.change;
     let return_path = validate_return_path(&change.return_path, &publisher.url)
@@ -325,19 +493,26 @@ fn check<B>(config: &Config, publisher: &Publisher, req: &Request<B>) -> Result<
             back,
         });
     }
-    let session = match read_cookie(h, &config.cookie_name) {
-        CookieState::Valid(id) => (id, false),
-        CookieState::Absent => (SessionId::generate(), true),
-        CookieState::Conflicting => {
-            return Err(Refusal {
-                rejection: reasons::CONFLICTING_COOKIES,
-                back,
-            })
-        }
+    let session = match config.session_mode {
+        SessionMode::External(_) => None,
+        SessionMode::Own => Some(match read_cookie(h, &config.cookie_name) {
+            CookieState::Valid(id) => (id, false),
+            CookieState::Absent => (SessionId::generate(), true),
+            CookieState::Conflicting => {
+                return Err(Refusal {
+                    rejection: reasons::CONFLICTING_COOKIES,
+                    back,
+                })
+            }
+        }),
     };
     let mut token = token;
     token.change.return_path = return_path;
-    Ok(Checked { token, session })
+    Ok(Checked {
+        token,
+        text: text.to_owned(),
+        session,
+    })
 }
 
 fn token_rejection(e: TokenError) -> Refusal {
@@ -349,9 +524,9 @@ fn token_rejection(e: TokenError) -> Refusal {
 }
 
 /// The one `token` parameter; other parameters (e.g. appended by AMP linkers) are ignored.
-fn token_param(uri: &Uri) -> Result<String, Rejection> {
+fn token_param(form: &[u8]) -> Result<String, Rejection> {
     let mut found = None;
-    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+    for (k, v) in form_urlencoded::parse(form) {
         if k == TOKEN_PARAM {
             if found.is_some() {
                 return Err(reasons::HANDOFF_SEVERAL_TOKENS);
@@ -482,7 +657,6 @@ where
     if let Some(c) = set_cookie {
         h.append(SET_COOKIE, c);
     }
-    let _ = escape; // kept for callers that build their own pages
     out
 }
 
@@ -551,7 +725,8 @@ where
     S: Service<Request<RequestBody<B>>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
     ResB: Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<crate::BoxError>,
 {

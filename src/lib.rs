@@ -71,6 +71,7 @@ pub mod cache_url;
 mod classify;
 mod config;
 mod cors;
+mod email;
 #[cfg(feature = "axum")]
 mod extract;
 mod form;
@@ -91,10 +92,11 @@ pub use body::{RequestBody, ResponseBody};
 pub use cache_domain::CacheDomain;
 pub use classify::{RequestSource, AMP_SAME_ORIGIN};
 pub use config::{ConfigBuilder, ConfigError, ReturnTo, SameSite};
+pub use email::{AMP_EMAIL_ALLOW_SENDER, AMP_EMAIL_SENDER};
 #[cfg(feature = "axum")]
 pub use extract::MissingAmpSession;
 pub use future::ResponseFuture;
-pub use handoff::{HandoffService, AMP_REDIRECT_TO, TOKEN_PARAM};
+pub use handoff::{HandoffService, ViaHandoff, AMP_REDIRECT_TO, TOKEN_PARAM};
 pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN};
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;

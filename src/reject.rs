@@ -148,7 +148,7 @@ pub(crate) mod reasons {
     );
     pub(crate) const HANDOFF_METHOD: Rejection = Rejection::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "handoff links are opened with GET",
+        "handoff links are opened with GET and confirmed with POST",
     );
     pub(crate) const HANDOFF_NO_TOKEN: Rejection =
         Rejection::new(StatusCode::BAD_REQUEST, "the handoff link has no token");
@@ -167,6 +167,14 @@ pub(crate) mod reasons {
     pub(crate) const HANDOFF_TARGET: Rejection = Rejection::new(
         StatusCode::BAD_REQUEST,
         "the handoff link has an invalid target",
+    );
+    pub(crate) const CONFIRM_ORIGIN: Rejection = Rejection::new(
+        StatusCode::FORBIDDEN,
+        "a confirmation must be sent from the publisher's own page",
+    );
+    pub(crate) const CONFIRM_BODY: Rejection = Rejection::new(
+        StatusCode::BAD_REQUEST,
+        "the confirmation form is malformed",
     );
     pub(crate) const REPLAY_UNAVAILABLE: Rejection = Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -191,6 +199,8 @@ pub(crate) mod reasons {
         HANDOFF_NOT_NAVIGATION,
         HANDOFF_RETURN_PATH,
         HANDOFF_TARGET,
+        CONFIRM_ORIGIN,
+        CONFIRM_BODY,
         REPLAY_UNAVAILABLE,
     ];
 }

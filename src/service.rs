@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::classify::{Classified, RequestSource};
-use crate::config::Config;
+use crate::config::{Config, SessionMode};
 use crate::cors;
 use crate::future::ResponseFuture;
 use crate::handoff;
@@ -101,7 +101,7 @@ where
         if let Some(query) = req.uri().query() {
             // Cheap test first: almost no request carries it.
             if query.contains("__amp_source") {
-                match strip_source_origin(req.uri(), config) {
+                match strip_source_origin(req.uri(), config, &classified) {
                     Ok(Some(uri)) => *req.uri_mut() = uri,
                     Ok(None) => {}
                     Err(r) => return reject(r, &req, classified),
@@ -119,38 +119,82 @@ where
                 _ => {}
             }
         }
+        // The browser withheld (or never had) the cookie on the cache: hand off.
+        let hand_off = changing && classified.source == RequestSource::AmpCache;
 
-        let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
-            CookieState::Valid(id) => (id, false),
-            CookieState::Conflicting => {
-                return reject(reasons::CONFLICTING_COOKIES, &req, classified)
+        let mut set_cookie = None;
+        match &config.session_mode {
+            SessionMode::Own => {
+                let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
+                    CookieState::Valid(id) => (id, false),
+                    CookieState::Conflicting => {
+                        return reject(reasons::CONFLICTING_COOKIES, &req, classified)
+                    }
+                    CookieState::Absent if hand_off => return mint(config, classified, req),
+                    CookieState::Absent => (SessionId::generate(), true),
+                };
+                // Email clients send no cookies: an ephemeral session, no cookie to set.
+                if is_new && classified.source != RequestSource::AmpEmail {
+                    tracing::debug!(source = classified.source.as_str(), session = %id, "amp_session.session_issued");
+                    set_cookie = Some(config.cookie.render(&id));
+                }
+                req.extensions_mut().insert(AmpSession {
+                    id,
+                    is_new,
+                    source: classified.source,
+                    via_handoff: false,
+                });
             }
-            CookieState::Absent if changing && classified.source == RequestSource::AmpCache => {
-                // The browser withheld (or never had) the cookie on the cache: hand off.
-                let (parts, body) = req.into_parts();
-                let config = config.clone();
-                return ResponseFuture::handoff(Box::pin(async move {
-                    Ok(handoff::mint(config, classified, parts, body).await)
-                }));
+            SessionMode::External(name) => {
+                if hand_off && !has_cookie(req.headers(), name) {
+                    return mint(config, classified, req);
+                }
+                req.extensions_mut().insert(classified.source);
             }
-            CookieState::Absent => (SessionId::generate(), true),
-        };
-        if is_new {
-            tracing::debug!(
+        }
+        if classified.cors_origin.is_some() {
+            tracing::trace!(
                 source = classified.source.as_str(),
-                "amp_session.session_issued"
+                "amp_session.cors_answered"
             );
         }
-        req.extensions_mut().insert(AmpSession {
-            id,
-            is_new,
-            source: classified.source,
-            via_handoff: false,
-        });
-        let set_cookie = is_new.then(|| config.cookie.render(&id));
         let future = self.inner.call(req.map(RequestBody::inner));
-        ResponseFuture::call(future, classified.cors_origin, set_cookie)
+        ResponseFuture::call(
+            future,
+            classified.cors_origin,
+            set_cookie,
+            classified.email_sender,
+        )
     }
+}
+
+fn mint<B, ResB, F, E>(
+    config: &Arc<Config>,
+    classified: Classified,
+    req: Request<B>,
+) -> ResponseFuture<F, ResB, E>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+    ResB: Send + 'static,
+    E: Send + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let config = config.clone();
+    ResponseFuture::handoff(Box::pin(async move {
+        Ok(handoff::mint(config, classified, parts, body).await)
+    }))
+}
+
+/// Whether the app's own session cookie is present with a value (bring-your-own mode).
+fn has_cookie(headers: &http::HeaderMap, name: &str) -> bool {
+    headers.get_all(http::header::COOKIE).iter().any(|v| {
+        v.to_str().is_ok_and(|text| {
+            cookie::Cookie::split_parse(text)
+                .flatten()
+                .any(|c| c.name() == name && !c.value().is_empty())
+        })
+    })
 }
 
 /// A rejection in the style the client reads: JSON for amp-form and other JSON clients,
@@ -182,7 +226,12 @@ fn reject<B, ResB, F, E>(
 }
 
 /// Checks and removes `__amp_source_origin` from the query. `Ok(None)`: it was not there.
-fn strip_source_origin(uri: &Uri, config: &Config) -> Result<Option<Uri>, Rejection> {
+/// It must name a publisher origin (or, from an AMP email, the allowed sender).
+fn strip_source_origin(
+    uri: &Uri,
+    config: &Config,
+    classified: &Classified,
+) -> Result<Option<Uri>, Rejection> {
     let Some(query) = uri.query() else {
         return Ok(None);
     };
@@ -193,7 +242,11 @@ fn strip_source_origin(uri: &Uri, config: &Config) -> Result<Option<Uri>, Reject
             .next()
             .unwrap_or_default();
         if key == "__amp_source_origin" {
-            if !config.allowlist.is_publisher(&value) {
+            let is_sender = classified
+                .email_sender
+                .as_ref()
+                .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(value.as_bytes()));
+            if !config.allowlist.is_publisher(&value) && !is_sender {
                 return Err(reasons::SOURCE_ORIGIN);
             }
             found = true;

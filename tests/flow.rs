@@ -8,7 +8,11 @@ use tower_amp_session::{RequestSource, ReturnTo, SameSite};
 
 /// Mints a handoff for a cookieless cache POST and returns the handoff path and query.
 async fn mint(svc: &mut Svc, content_type: &str, body: &str, referer: Option<&str>) -> String {
-    let mut headers = vec![("origin", CACHE), ("content-type", content_type), ("accept", "application/json")];
+    let mut headers = vec![
+        ("origin", CACHE),
+        ("content-type", content_type),
+        ("accept", "application/json"),
+    ];
     if let Some(r) = referer {
         headers.push(("referer", r));
     }
@@ -17,10 +21,18 @@ async fn mint(svc: &mut Svc, content_type: &str, body: &str, referer: Option<&st
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.header("access-control-allow-origin"), Some(CACHE));
     assert_eq!(a.header("access-control-allow-credentials"), Some("true"));
-    assert!(a.all("access-control-expose-headers").contains(&"AMP-Redirect-To"));
+    assert!(a
+        .all("access-control-expose-headers")
+        .contains(&"AMP-Redirect-To"));
     assert_eq!(a.header("cache-control"), Some("no-store"));
-    let to = a.header("amp-redirect-to").expect("AMP-Redirect-To").to_owned();
-    assert!(to.starts_with("https://shop.example/_amp/handoff?token="), "{to}");
+    let to = a
+        .header("amp-redirect-to")
+        .expect("AMP-Redirect-To")
+        .to_owned();
+    assert!(
+        to.starts_with("https://shop.example/_amp/handoff?token="),
+        "{to}"
+    );
     assert!(to.len() < 8192);
     path_of(&to)
 }
@@ -30,7 +42,13 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
 
-    let handoff = mint(&mut svc, "application/x-www-form-urlencoded", "product_id=3&quantity=2", None).await;
+    let handoff = mint(
+        &mut svc,
+        "application/x-www-form-urlencoded",
+        "product_id=3&quantity=2",
+        None,
+    )
+    .await;
     assert_eq!(rec.count(), 0, "the app is not called at mint");
 
     let a = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
@@ -48,8 +66,17 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
     let s = &seen[0];
     assert_eq!(s.method, http::Method::POST);
     assert_eq!(s.uri, "/cart/add", "__amp_source_origin is removed");
-    assert_eq!(s.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
-    assert_eq!(fields(&s.body), [("product_id".into(), "3".into()), ("quantity".into(), "2".into())]);
+    assert_eq!(
+        s.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        fields(&s.body),
+        [
+            ("product_id".into(), "3".into()),
+            ("quantity".into(), "2".into())
+        ]
+    );
     assert_eq!(s.origin.as_deref(), Some(PUBLISHER));
     let session = s.session.expect("session attached");
     assert!(session.via_handoff() && session.is_new());
@@ -57,7 +84,11 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
     assert_eq!(cookie, format!("amp_session={}", session.id().as_str()));
 
     // A reload of the handoff URL: redirected, not applied again.
-    let again = send(&mut svc, request("GET", &handoff, &[NAV[0], NAV[1], ("cookie", &cookie)], "")).await;
+    let again = send(
+        &mut svc,
+        request("GET", &handoff, &[NAV[0], NAV[1], ("cookie", &cookie)], ""),
+    )
+    .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
     assert_eq!(rec.count(), 1, "applied exactly once");
 }
@@ -66,7 +97,11 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
 async fn multipart_post_arrives_as_equivalent_multipart() {
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
-    let (ct, body) = multipart(&[("product_id", "5"), ("quantity", "1"), ("note", "gift & \"wrap\"")]);
+    let (ct, body) = multipart(&[
+        ("product_id", "5"),
+        ("quantity", "1"),
+        ("note", "gift & \"wrap\""),
+    ]);
     let handoff = mint(&mut svc, &ct, &body, None).await;
     let a = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
@@ -75,7 +110,8 @@ async fn multipart_post_arrives_as_equivalent_multipart() {
     assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
     let boundary = ct.split("boundary=").nth(1).unwrap().to_owned();
     // Parse the replayed body as a server would.
-    let stream = futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(s.body.clone()) });
+    let stream =
+        futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(s.body.clone()) });
     let mut mp = multer::Multipart::new(stream, boundary);
     let mut got = Vec::new();
     while let Some(f) = mp.next_field().await.unwrap() {
@@ -96,12 +132,35 @@ async fn multipart_post_arrives_as_equivalent_multipart() {
 async fn second_handoff_with_the_cookie_keeps_the_session() {
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
-    let first = mint(&mut svc, "application/x-www-form-urlencoded", "product_id=1&quantity=1", None).await;
-    let cookie = send(&mut svc, request("GET", &first, &NAV, "")).await.session_cookie().unwrap();
-    let second = mint(&mut svc, "application/x-www-form-urlencoded", "product_id=2&quantity=1", None).await;
-    let a = send(&mut svc, request("GET", &second, &[NAV[0], NAV[1], ("cookie", &cookie)], "")).await;
+    let first = mint(
+        &mut svc,
+        "application/x-www-form-urlencoded",
+        "product_id=1&quantity=1",
+        None,
+    )
+    .await;
+    let cookie = send(&mut svc, request("GET", &first, &NAV, ""))
+        .await
+        .session_cookie()
+        .unwrap();
+    let second = mint(
+        &mut svc,
+        "application/x-www-form-urlencoded",
+        "product_id=2&quantity=1",
+        None,
+    )
+    .await;
+    let a = send(
+        &mut svc,
+        request("GET", &second, &[NAV[0], NAV[1], ("cookie", &cookie)], ""),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    assert_eq!(a.session_cookie(), None, "no new cookie for an existing session");
+    assert_eq!(
+        a.session_cookie(),
+        None,
+        "no new cookie for an existing session"
+    );
     let seen = rec.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].session.unwrap().id(), seen[1].session.unwrap().id());
@@ -115,10 +174,26 @@ async fn cache_post_with_cookie_and_same_origin_post_reach_the_app_directly() {
     let id = tower_amp_session::SessionId::generate();
     let cookie = format!("amp_session={}", id.as_str());
     let rows: &[(&str, Vec<(&str, &str)>, RequestSource)] = &[
-        ("cache with cookie", vec![("origin", CACHE), ("cookie", &cookie)], RequestSource::AmpCache),
-        ("bing with cookie", vec![("origin", BING), ("cookie", &cookie)], RequestSource::AmpCache),
-        ("AMP-Same-Origin", vec![("amp-same-origin", "true"), ("cookie", &cookie)], RequestSource::SameOrigin),
-        ("publisher Origin", vec![("origin", PUBLISHER), ("cookie", &cookie)], RequestSource::SameOrigin),
+        (
+            "cache with cookie",
+            vec![("origin", CACHE), ("cookie", &cookie)],
+            RequestSource::AmpCache,
+        ),
+        (
+            "bing with cookie",
+            vec![("origin", BING), ("cookie", &cookie)],
+            RequestSource::AmpCache,
+        ),
+        (
+            "AMP-Same-Origin",
+            vec![("amp-same-origin", "true"), ("cookie", &cookie)],
+            RequestSource::SameOrigin,
+        ),
+        (
+            "publisher Origin",
+            vec![("origin", PUBLISHER), ("cookie", &cookie)],
+            RequestSource::SameOrigin,
+        ),
     ];
     for (i, (name, headers, source)) in rows.iter().enumerate() {
         let mut h = headers.clone();
@@ -138,7 +213,11 @@ async fn cache_post_with_cookie_and_same_origin_post_reach_the_app_directly() {
 async fn same_origin_post_without_cookie_gets_a_new_session_not_a_handoff() {
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
-    let a = send(&mut svc, request("POST", "/cart/add", &[("origin", PUBLISHER)], "")).await;
+    let a = send(
+        &mut svc,
+        request("POST", "/cart/add", &[("origin", PUBLISHER)], ""),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.session_cookie().is_some());
     assert!(rec.seen()[0].session.unwrap().is_new());
@@ -146,7 +225,13 @@ async fn same_origin_post_without_cookie_gets_a_new_session_not_a_handoff() {
 
 #[tokio::test]
 async fn return_path_comes_from_referer_or_config_or_app() {
-    let rows: &[(&str, ReturnTo, Option<&str>, &'static [(&'static str, &'static str)], &str)] = &[
+    let rows: &[(
+        &str,
+        ReturnTo,
+        Option<&str>,
+        &'static [(&'static str, &'static str)],
+        &str,
+    )] = &[
         (
             "cache page in Referer",
             ReturnTo::Referer,
@@ -154,7 +239,13 @@ async fn return_path_comes_from_referer_or_config_or_app() {
             &[],
             "https://shop.example/products/3?x=1",
         ),
-        ("origin-only Referer", ReturnTo::Referer, Some("https://shop-example.cdn.ampproject.org/"), &[], "https://shop.example/"),
+        (
+            "origin-only Referer",
+            ReturnTo::Referer,
+            Some("https://shop-example.cdn.ampproject.org/"),
+            &[],
+            "https://shop.example/",
+        ),
         (
             "open redirect in Referer",
             ReturnTo::Referer,
@@ -162,7 +253,13 @@ async fn return_path_comes_from_referer_or_config_or_app() {
             &[],
             "https://shop.example/",
         ),
-        ("fixed path", ReturnTo::Path("/cart".into()), None, &[], "https://shop.example/cart"),
+        (
+            "fixed path",
+            ReturnTo::Path("/cart".into()),
+            None,
+            &[],
+            "https://shop.example/cart",
+        ),
         (
             "app's same-origin AMP-Redirect-To",
             ReturnTo::Referer,
@@ -170,7 +267,13 @@ async fn return_path_comes_from_referer_or_config_or_app() {
             &[("amp-redirect-to", "https://shop.example/cart?added=1")],
             "https://shop.example/cart?added=1",
         ),
-        ("app's relative Location", ReturnTo::Referer, None, &[("location", "/cart")], "https://shop.example/cart"),
+        (
+            "app's relative Location",
+            ReturnTo::Referer,
+            None,
+            &[("location", "/cart")],
+            "https://shop.example/cart",
+        ),
         (
             "app's foreign AMP-Redirect-To is ignored",
             ReturnTo::Path("/cart".into()),
@@ -183,7 +286,13 @@ async fn return_path_comes_from_referer_or_config_or_app() {
         let rec = Recorder::default();
         let layer = builder().return_to(return_to.clone()).build().unwrap();
         let mut svc = service(&layer, app(&rec, StatusCode::OK, extra));
-        let handoff = mint(&mut svc, "application/x-www-form-urlencoded", "a=1", *referer).await;
+        let handoff = mint(
+            &mut svc,
+            "application/x-www-form-urlencoded",
+            "a=1",
+            *referer,
+        )
+        .await;
         let a = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{name}");
         assert_eq!(a.header("location"), Some(*want), "{name}");
@@ -193,8 +302,17 @@ async fn return_path_comes_from_referer_or_config_or_app() {
 #[tokio::test]
 async fn app_failure_is_shown_and_not_retried() {
     let rec = Recorder::default();
-    let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::UNPROCESSABLE_ENTITY, &[]));
-    let handoff = mint(&mut svc, "application/x-www-form-urlencoded", "product_id=13", None).await;
+    let mut svc = service(
+        &builder().build().unwrap(),
+        app(&rec, StatusCode::UNPROCESSABLE_ENTITY, &[]),
+    );
+    let handoff = mint(
+        &mut svc,
+        "application/x-www-form-urlencoded",
+        "product_id=13",
+        None,
+    )
+    .await;
     let a = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(a.body.contains("could not be applied"), "{}", a.body);
@@ -209,7 +327,10 @@ async fn handoff_completion_refusals() {
     let clock = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1_800_000_000));
     let c = clock.clone();
     let layer = builder()
-        .clock(move || std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.load(std::sync::atomic::Ordering::SeqCst)))
+        .clock(move || {
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(c.load(std::sync::atomic::Ordering::SeqCst))
+        })
         .build()
         .unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
@@ -219,24 +340,80 @@ async fn handoff_completion_refusals() {
     tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     let rows: Vec<(&str, String, Vec<(&str, &str)>, &str, StatusCode)> = vec![
-        ("fetch() cannot complete", handoff.clone(), vec![("sec-fetch-mode", "cors"), ("sec-fetch-dest", "empty")], "GET", StatusCode::FORBIDDEN),
-        ("<img> cannot complete", handoff.clone(), vec![("sec-fetch-mode", "no-cors"), ("sec-fetch-dest", "image")], "GET", StatusCode::FORBIDDEN),
-        ("POST to the handoff path", handoff.clone(), NAV.to_vec(), "POST", StatusCode::METHOD_NOT_ALLOWED),
-        ("no token", "/_amp/handoff".into(), NAV.to_vec(), "GET", StatusCode::BAD_REQUEST),
-        ("two tokens", format!("{handoff}&token={token}"), NAV.to_vec(), "GET", StatusCode::BAD_REQUEST),
-        ("tampered", format!("/_amp/handoff?token={tampered}"), NAV.to_vec(), "GET", StatusCode::BAD_REQUEST),
-        ("garbage", "/_amp/handoff?token=%00%ff".into(), NAV.to_vec(), "GET", StatusCode::BAD_REQUEST),
+        (
+            "fetch() cannot complete",
+            handoff.clone(),
+            vec![("sec-fetch-mode", "cors"), ("sec-fetch-dest", "empty")],
+            "GET",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "<img> cannot complete",
+            handoff.clone(),
+            vec![("sec-fetch-mode", "no-cors"), ("sec-fetch-dest", "image")],
+            "GET",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST without the publisher's Origin",
+            handoff.clone(),
+            NAV.to_vec(),
+            "POST",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "PUT to the handoff path",
+            handoff.clone(),
+            NAV.to_vec(),
+            "PUT",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "no token",
+            "/_amp/handoff".into(),
+            NAV.to_vec(),
+            "GET",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "two tokens",
+            format!("{handoff}&token={token}"),
+            NAV.to_vec(),
+            "GET",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "tampered",
+            format!("/_amp/handoff?token={tampered}"),
+            NAV.to_vec(),
+            "GET",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "garbage",
+            "/_amp/handoff?token=%00%ff".into(),
+            NAV.to_vec(),
+            "GET",
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (name, uri, headers, method, want) in rows {
         let a = send(&mut svc, request(method, &uri, &headers, "")).await;
         assert_eq!(a.status, want, "{name}: {}", a.body);
-        assert!(a.header("content-type").unwrap().starts_with("text/html"), "{name}");
+        assert!(
+            a.header("content-type").unwrap().starts_with("text/html"),
+            "{name}"
+        );
         assert!(a.rejection.is_some(), "{name}");
     }
     assert_eq!(rec.count(), 0, "nothing applied by a refused handoff");
 
     // Linkers may append parameters: ignored.
-    let a = send(&mut svc, request("GET", &format!("{handoff}&_gl=1*abc"), &NAV, "")).await;
+    let a = send(
+        &mut svc,
+        request("GET", &format!("{handoff}&_gl=1*abc"), &NAV, ""),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     assert_eq!(rec.count(), 1);
 

@@ -31,7 +31,10 @@ fn round_trip() {
     let t = HandoffToken::open(&k, &seal_with(&k), NOW + 1, 30).unwrap();
     assert_eq!(t.change, change());
     assert_eq!(t.key_id, "k2");
-    assert_eq!((t.issued_at, t.expires_at, t.nonce), (NOW, NOW + 120, [9u8; 16]));
+    assert_eq!(
+        (t.issued_at, t.expires_at, t.nonce),
+        (NOW, NOW + 120, [9u8; 16])
+    );
 }
 
 #[test]
@@ -45,7 +48,10 @@ fn every_changed_byte_is_refused() {
         let got = HandoffToken::open(&k, &URL_SAFE_NO_PAD.encode(&bad), NOW, 30);
         // Flipping a key-id byte names an unknown key; anything else breaks the MAC.
         assert!(
-            matches!(got, Err(TokenError::BadSignature | TokenError::UnknownKey | TokenError::Malformed)),
+            matches!(
+                got,
+                Err(TokenError::BadSignature | TokenError::UnknownKey | TokenError::Malformed)
+            ),
             "byte {i}: {got:?}"
         );
     }
@@ -65,21 +71,99 @@ fn outcome_table() {
     let extended = URL_SAFE_NO_PAD.encode([&raw[..], &[0u8; 3]].concat());
     let rows: Vec<(&str, &Keyring, String, u64, Result<(), TokenError>)> = vec![
         ("valid", &k, good.clone(), NOW + 10, Ok(())),
-        ("another key with the same id", &other_key, good.clone(), NOW, Err(TokenError::BadSignature)),
-        ("old key after rotation verifies", &k, from_old.clone(), NOW, Ok(())),
-        ("removed key no longer verifies", &rotated_out, from_old.clone(), NOW, Err(TokenError::UnknownKey)),
-        ("unknown key id", &k, seal_with(&unknown), NOW, Err(TokenError::UnknownKey)),
-        ("expired at the second", &k, good.clone(), NOW + 120, Err(TokenError::Expired)),
-        ("one second before expiry", &k, good.clone(), NOW + 119, Ok(())),
-        ("issued in the future within skew", &k, good.clone(), NOW - 30, Ok(())),
-        ("issued in the future beyond skew", &k, good.clone(), NOW - 31, Err(TokenError::IssuedInFuture)),
+        (
+            "another key with the same id",
+            &other_key,
+            good.clone(),
+            NOW,
+            Err(TokenError::BadSignature),
+        ),
+        (
+            "old key after rotation verifies",
+            &k,
+            from_old.clone(),
+            NOW,
+            Ok(()),
+        ),
+        (
+            "removed key no longer verifies",
+            &rotated_out,
+            from_old.clone(),
+            NOW,
+            Err(TokenError::UnknownKey),
+        ),
+        (
+            "unknown key id",
+            &k,
+            seal_with(&unknown),
+            NOW,
+            Err(TokenError::UnknownKey),
+        ),
+        (
+            "expired at the second",
+            &k,
+            good.clone(),
+            NOW + 120,
+            Err(TokenError::Expired),
+        ),
+        (
+            "one second before expiry",
+            &k,
+            good.clone(),
+            NOW + 119,
+            Ok(()),
+        ),
+        (
+            "issued in the future within skew",
+            &k,
+            good.clone(),
+            NOW - 30,
+            Ok(()),
+        ),
+        (
+            "issued in the future beyond skew",
+            &k,
+            good.clone(),
+            NOW - 31,
+            Err(TokenError::IssuedInFuture),
+        ),
         ("empty", &k, String::new(), NOW, Err(TokenError::Malformed)),
-        ("padding added", &k, format!("{good}="), NOW, Err(TokenError::Malformed)),
-        ("standard alphabet", &k, good.replace('-', "+").replace('_', "/"), NOW, Err(TokenError::Malformed)),
-        ("truncated", &k, truncated, NOW, Err(TokenError::BadSignature)),
+        (
+            "padding added",
+            &k,
+            format!("{good}="),
+            NOW,
+            Err(TokenError::Malformed),
+        ),
+        (
+            "standard alphabet",
+            &k,
+            good.replace('-', "+").replace('_', "/"),
+            NOW,
+            Err(TokenError::Malformed),
+        ),
+        (
+            "truncated",
+            &k,
+            truncated,
+            NOW,
+            Err(TokenError::BadSignature),
+        ),
         ("extended", &k, extended, NOW, Err(TokenError::BadSignature)),
-        ("huge", &k, "A".repeat(MAX_TOKEN_LEN + 1), NOW, Err(TokenError::TooLarge)),
-        ("not base64", &k, "%%%".into(), NOW, Err(TokenError::Malformed)),
+        (
+            "huge",
+            &k,
+            "A".repeat(MAX_TOKEN_LEN + 1),
+            NOW,
+            Err(TokenError::TooLarge),
+        ),
+        (
+            "not base64",
+            &k,
+            "%%%".into(),
+            NOW,
+            Err(TokenError::Malformed),
+        ),
     ];
     for (name, keys, text, now, want) in rows {
         let got = HandoffToken::open(keys, &text, now, 30).map(|_| ());
@@ -131,10 +215,16 @@ fn oversized_changes_are_refused_at_seal() {
     let k = keyring();
     let mut c = change();
     c.target = format!("/{}", "a".repeat(MAX_TARGET_LEN));
-    assert_eq!(HandoffToken::seal(&k, &c, NOW, NOW + 1, [0; 16]), Err(TokenError::TooLarge));
+    assert_eq!(
+        HandoffToken::seal(&k, &c, NOW, NOW + 1, [0; 16]),
+        Err(TokenError::TooLarge)
+    );
     let mut c = change();
     c.body = Bytes::from(vec![b'a'; 6000]);
-    assert_eq!(HandoffToken::seal(&k, &c, NOW, NOW + 1, [0; 16]), Err(TokenError::TooLarge));
+    assert_eq!(
+        HandoffToken::seal(&k, &c, NOW, NOW + 1, [0; 16]),
+        Err(TokenError::TooLarge)
+    );
 }
 
 #[test]
@@ -144,5 +234,7 @@ fn token_carries_no_session_and_fits_a_url() {
     c.body = Bytes::from(vec![b'a'; 4096]);
     let text = HandoffToken::seal(&k, &c, NOW, NOW + 1, [0; 16]).unwrap();
     assert!(text.len() < 6000, "{}", text.len());
-    assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert!(text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
 }
