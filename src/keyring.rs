@@ -275,3 +275,34 @@ impl Keyring {
         }
     }
 }
+
+impl Keyring {
+    /// Builds a keyring from the environment variable `var` in the [`Keyring::from_list`] form,
+    /// `k2:<base64>,k1:<base64>`: the first key signs, all verify. Give every origin instance
+    /// the same value so that a token minted by one completes on any other.
+    ///
+    /// A missing, empty or non-UTF-8 variable is [`KeyError::NoSigningKey`]. An entry without
+    /// `id:` is [`KeyError::InvalidId`] with an empty id: the entry itself is likely a bare key
+    /// and is never echoed into the error.
+    ///
+    /// ```
+    /// use tower_amp_session::{KeyError, Keyring};
+    ///
+    /// std::env::set_var("DOC_AMP_KEYS", format!("k2:{},k1:{}", "a".repeat(44), "b".repeat(44)));
+    /// let keyring = Keyring::from_env("DOC_AMP_KEYS")?;
+    /// assert_eq!(keyring.signing_key_id(), "k2");
+    /// assert_eq!(Keyring::from_env("DOC_AMP_UNSET").unwrap_err(), KeyError::NoSigningKey);
+    /// # Ok::<(), KeyError>(())
+    /// ```
+    pub fn from_env(var: &str) -> Result<Keyring, KeyError> {
+        let text = std::env::var(var).map_err(|_| KeyError::NoSigningKey)?;
+        if text.trim().is_empty() {
+            return Err(KeyError::NoSigningKey);
+        }
+        // `from_list` would quote the start of an entry without a colon, which may be a key.
+        if text.split(',').any(|item| !item.contains(':')) {
+            return Err(KeyError::InvalidId(String::new()));
+        }
+        Keyring::from_list(&text)
+    }
+}

@@ -64,6 +64,8 @@
     unreachable_pub
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Table tests keep rows as tuples.
+#![cfg_attr(test, allow(clippy::type_complexity))]
 
 mod body;
 mod cache_domain;

@@ -1,8 +1,13 @@
 //! Invalid configuration is an error from `build()`, never a panic at request time.
 
+// Rows of behaviours are tuples: their types are long by design.
+#![allow(clippy::type_complexity)]
+
 use std::time::Duration;
 
-use tower_amp_session::{AmpSessionLayer, CacheDomain, ConfigBuilder, ConfigError, KeyError, Keyring, ReturnTo, SameSite};
+use tower_amp_session::{
+    AmpSessionLayer, CacheDomain, ConfigBuilder, ConfigError, KeyError, Keyring, ReturnTo, SameSite,
+};
 
 fn base() -> ConfigBuilder {
     AmpSessionLayer::builder()
@@ -13,32 +18,152 @@ fn base() -> ConfigBuilder {
 #[test]
 fn build_errors_table() {
     let rows: Vec<(&str, ConfigBuilder, fn(&ConfigError) -> bool)> = vec![
-        ("no publisher origin", AmpSessionLayer::builder().keyring(Keyring::builder().signing("k1", [7u8; 32])), |e| matches!(e, ConfigError::NoPublisherOrigin)),
-        ("no keyring", AmpSessionLayer::builder().publisher_origin("https://shop.example"), |e| matches!(e, ConfigError::NoKeyring)),
-        ("key under 32 bytes", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().signing("k1", [7u8; 31])), |e| matches!(e, ConfigError::Key(KeyError::TooShort { .. }))),
-        ("key not base64", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().signing_base64("k1", "not base64!")), |e| matches!(e, ConfigError::Key(KeyError::InvalidBase64(_)))),
-        ("empty key id", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().signing("", [7u8; 32])), |e| matches!(e, ConfigError::Key(KeyError::InvalidId(_)))),
-        ("duplicate key id", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().signing("k1", [7u8; 32]).verifying("k1", [8u8; 32])), |e| matches!(e, ConfigError::Key(KeyError::DuplicateId(_)))),
-        ("only verifying keys", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().verifying("k1", [8u8; 32])), |e| matches!(e, ConfigError::Key(KeyError::NoSigningKey))),
-        ("SameSite=Strict", base().same_site(SameSite::Strict), |e| matches!(e, ConfigError::SameSiteStrict)),
-        ("origin with a path", AmpSessionLayer::builder().publisher_origin("https://shop.example/shop").keyring(Keyring::builder().signing("k1", [7u8; 32])), |e| matches!(e, ConfigError::InvalidPublisherOrigin(_))),
-        ("origin over http", AmpSessionLayer::builder().publisher_origin("http://shop.example").keyring(Keyring::builder().signing("k1", [7u8; 32])), |e| matches!(e, ConfigError::InvalidPublisherOrigin(_))),
-        ("origin not a URL", AmpSessionLayer::builder().publisher_origin("shop.example").keyring(Keyring::builder().signing("k1", [7u8; 32])), |e| matches!(e, ConfigError::InvalidPublisherOrigin(_))),
-        ("origin with userinfo", AmpSessionLayer::builder().publisher_origin("https://u@shop.example").keyring(Keyring::builder().signing("k1", [7u8; 32])), |e| matches!(e, ConfigError::InvalidPublisherOrigin(_))),
-        ("IP origin", AmpSessionLayer::builder().publisher_origin("https://10.0.0.1").keyring(Keyring::builder().signing("k1", [7u8; 32])), |e| matches!(e, ConfigError::InvalidPublisherOrigin(_))),
-        ("handoff path not a path", base().handoff_path("handoff"), |e| matches!(e, ConfigError::InvalidHandoffPath(_))),
-        ("handoff path with query", base().handoff_path("/h?x=1"), |e| matches!(e, ConfigError::InvalidHandoffPath(_))),
-        ("handoff path protocol-relative", base().handoff_path("//evil.com/h"), |e| matches!(e, ConfigError::InvalidHandoffPath(_))),
-        ("cookie name with space", base().cookie_name("my session"), |e| matches!(e, ConfigError::InvalidCookieName(_))),
-        ("empty cookie name", base().cookie_name(""), |e| matches!(e, ConfigError::InvalidCookieName(_))),
-        ("cookie domain with slash", base().cookie_domain("a/b"), |e| matches!(e, ConfigError::InvalidCookieDomain(_))),
-        ("zero ttl", base().handoff_ttl(Duration::ZERO), |e| matches!(e, ConfigError::InvalidLimit(_))),
-        ("ttl over an hour", base().handoff_ttl(Duration::from_secs(3601)), |e| matches!(e, ConfigError::InvalidLimit(_))),
-        ("zero body limit", base().body_limit(0), |e| matches!(e, ConfigError::InvalidLimit(_))),
-        ("body limit that cannot fit a URL", base().body_limit(64 * 1024), |e| matches!(e, ConfigError::InvalidLimit(_))),
-        ("return path off-origin", base().return_to(ReturnTo::Path("//evil.com".into())), |e| matches!(e, ConfigError::InvalidReturnPath(_))),
-        ("cache domain without a dot", base().cache(CacheDomain::custom("localhost")), |e| matches!(e, ConfigError::InvalidCacheDomain(_))),
-        ("cache domain with slash", base().cache(CacheDomain::custom("a.b/c")), |e| matches!(e, ConfigError::InvalidCacheDomain(_))),
+        (
+            "no publisher origin",
+            AmpSessionLayer::builder().keyring(Keyring::builder().signing("k1", [7u8; 32])),
+            |e| matches!(e, ConfigError::NoPublisherOrigin),
+        ),
+        (
+            "no keyring",
+            AmpSessionLayer::builder().publisher_origin("https://shop.example"),
+            |e| matches!(e, ConfigError::NoKeyring),
+        ),
+        (
+            "key under 32 bytes",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(Keyring::builder().signing("k1", [7u8; 31])),
+            |e| matches!(e, ConfigError::Key(KeyError::TooShort { .. })),
+        ),
+        (
+            "key not base64",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(Keyring::builder().signing_base64("k1", "not base64!")),
+            |e| matches!(e, ConfigError::Key(KeyError::InvalidBase64(_))),
+        ),
+        (
+            "empty key id",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(Keyring::builder().signing("", [7u8; 32])),
+            |e| matches!(e, ConfigError::Key(KeyError::InvalidId(_))),
+        ),
+        (
+            "duplicate key id",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(
+                    Keyring::builder()
+                        .signing("k1", [7u8; 32])
+                        .verifying("k1", [8u8; 32]),
+                ),
+            |e| matches!(e, ConfigError::Key(KeyError::DuplicateId(_))),
+        ),
+        (
+            "only verifying keys",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(Keyring::builder().verifying("k1", [8u8; 32])),
+            |e| matches!(e, ConfigError::Key(KeyError::NoSigningKey)),
+        ),
+        ("SameSite=Strict", base().same_site(SameSite::Strict), |e| {
+            matches!(e, ConfigError::SameSiteStrict)
+        }),
+        (
+            "origin with a path",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example/shop")
+                .keyring(Keyring::builder().signing("k1", [7u8; 32])),
+            |e| matches!(e, ConfigError::InvalidPublisherOrigin(_)),
+        ),
+        (
+            "origin over http",
+            AmpSessionLayer::builder()
+                .publisher_origin("http://shop.example")
+                .keyring(Keyring::builder().signing("k1", [7u8; 32])),
+            |e| matches!(e, ConfigError::InvalidPublisherOrigin(_)),
+        ),
+        (
+            "origin not a URL",
+            AmpSessionLayer::builder()
+                .publisher_origin("shop.example")
+                .keyring(Keyring::builder().signing("k1", [7u8; 32])),
+            |e| matches!(e, ConfigError::InvalidPublisherOrigin(_)),
+        ),
+        (
+            "origin with userinfo",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://u@shop.example")
+                .keyring(Keyring::builder().signing("k1", [7u8; 32])),
+            |e| matches!(e, ConfigError::InvalidPublisherOrigin(_)),
+        ),
+        (
+            "IP origin",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://10.0.0.1")
+                .keyring(Keyring::builder().signing("k1", [7u8; 32])),
+            |e| matches!(e, ConfigError::InvalidPublisherOrigin(_)),
+        ),
+        (
+            "handoff path not a path",
+            base().handoff_path("handoff"),
+            |e| matches!(e, ConfigError::InvalidHandoffPath(_)),
+        ),
+        (
+            "handoff path with query",
+            base().handoff_path("/h?x=1"),
+            |e| matches!(e, ConfigError::InvalidHandoffPath(_)),
+        ),
+        (
+            "handoff path protocol-relative",
+            base().handoff_path("//evil.com/h"),
+            |e| matches!(e, ConfigError::InvalidHandoffPath(_)),
+        ),
+        (
+            "cookie name with space",
+            base().cookie_name("my session"),
+            |e| matches!(e, ConfigError::InvalidCookieName(_)),
+        ),
+        ("empty cookie name", base().cookie_name(""), |e| {
+            matches!(e, ConfigError::InvalidCookieName(_))
+        }),
+        (
+            "cookie domain with slash",
+            base().cookie_domain("a/b"),
+            |e| matches!(e, ConfigError::InvalidCookieDomain(_)),
+        ),
+        ("zero ttl", base().handoff_ttl(Duration::ZERO), |e| {
+            matches!(e, ConfigError::InvalidLimit(_))
+        }),
+        (
+            "ttl over an hour",
+            base().handoff_ttl(Duration::from_secs(3601)),
+            |e| matches!(e, ConfigError::InvalidLimit(_)),
+        ),
+        ("zero body limit", base().body_limit(0), |e| {
+            matches!(e, ConfigError::InvalidLimit(_))
+        }),
+        (
+            "body limit that cannot fit a URL",
+            base().body_limit(64 * 1024),
+            |e| matches!(e, ConfigError::InvalidLimit(_)),
+        ),
+        (
+            "return path off-origin",
+            base().return_to(ReturnTo::Path("//evil.com".into())),
+            |e| matches!(e, ConfigError::InvalidReturnPath(_)),
+        ),
+        (
+            "cache domain without a dot",
+            base().cache(CacheDomain::custom("localhost")),
+            |e| matches!(e, ConfigError::InvalidCacheDomain(_)),
+        ),
+        (
+            "cache domain with slash",
+            base().cache(CacheDomain::custom("a.b/c")),
+            |e| matches!(e, ConfigError::InvalidCacheDomain(_)),
+        ),
     ];
     for (name, builder, check) in rows {
         match builder.build() {
@@ -55,12 +180,40 @@ fn build_errors_table() {
 fn valid_configurations_build() {
     let rows: Vec<(&str, ConfigBuilder)> = vec![
         ("minimal", base()),
-        ("localhost over http with port", AmpSessionLayer::builder().publisher_origin("http://shop.localhost:8080").keyring(Keyring::builder().signing("k1", [7u8; 32]))),
-        ("two publishers", base().publisher_origin("https://www.shop.example")),
-        ("key from base64", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().signing_base64("k1", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="))),
-        ("rotation", AmpSessionLayer::builder().publisher_origin("https://shop.example").keyring(Keyring::builder().signing("k2", [2u8; 32]).verifying("k1", [1u8; 32]))),
+        (
+            "localhost over http with port",
+            AmpSessionLayer::builder()
+                .publisher_origin("http://shop.localhost:8080")
+                .keyring(Keyring::builder().signing("k1", [7u8; 32])),
+        ),
+        (
+            "two publishers",
+            base().publisher_origin("https://www.shop.example"),
+        ),
+        (
+            "key from base64",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(
+                    Keyring::builder()
+                        .signing_base64("k1", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+                ),
+        ),
+        (
+            "rotation",
+            AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(
+                    Keyring::builder()
+                        .signing("k2", [2u8; 32])
+                        .verifying("k1", [1u8; 32]),
+                ),
+        ),
         ("Lax", base().same_site(SameSite::Lax)),
-        ("fixed return path", base().return_to(ReturnTo::Path("/cart".into()))),
+        (
+            "fixed return path",
+            base().return_to(ReturnTo::Path("/cart".into())),
+        ),
         ("only Google", base().caches([CacheDomain::google()])),
     ];
     for (name, builder) in rows {
@@ -70,7 +223,10 @@ fn valid_configurations_build() {
 
 #[test]
 fn cache_origins_are_computed_for_each_publisher() {
-    let layer = base().publisher_origin("https://en-us.example.com").build().unwrap();
+    let layer = base()
+        .publisher_origin("https://en-us.example.com")
+        .build()
+        .unwrap();
     let origins: Vec<&str> = layer.cache_origins().collect();
     for want in [
         "https://shop-example.cdn.ampproject.org",
@@ -85,8 +241,20 @@ fn cache_origins_are_computed_for_each_publisher() {
 #[test]
 fn keyring_from_environment_list() {
     let k = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
-    assert_eq!(Keyring::from_list(&format!("k2:{k}, k1:{k}")).unwrap().signing_key_id(), "k2");
-    for bad in ["", "k1", "k1:", "k1:short", &format!("k1:{k},k1:{k}"), &format!(":{k}")] {
+    assert_eq!(
+        Keyring::from_list(&format!("k2:{k}, k1:{k}"))
+            .unwrap()
+            .signing_key_id(),
+        "k2"
+    );
+    for bad in [
+        "",
+        "k1",
+        "k1:",
+        "k1:short",
+        &format!("k1:{k},k1:{k}"),
+        &format!(":{k}"),
+    ] {
         assert!(Keyring::from_list(bad).is_err(), "{bad:?}");
     }
 }

@@ -1,5 +1,8 @@
 //! Sensitive routes: a handoff shows a confirmation page; only its first-party POST applies.
 
+// Rows of behaviours are tuples: their types are long by design.
+#![allow(clippy::type_complexity)]
+
 mod common;
 
 use common::*;

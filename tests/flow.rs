@@ -1,5 +1,8 @@
 //! The handoff flow end to end through `ServiceExt`: mint on the cache, complete on the origin.
 
+// Rows of behaviours are tuples: their types are long by design.
+#![allow(clippy::type_complexity)]
+
 mod common;
 
 use common::*;
