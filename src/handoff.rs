@@ -209,7 +209,10 @@ where
     if !confirmed && config.is_sensitive(&checked.token.change.target) {
         // A link alone never applies a sensitive change: the user confirms, first-party.
         tracing::debug!(target = %checked.token.change.target, "amp_session.handoff_confirmation_shown");
-        return Ok(confirmation_page(&config, &checked));
+        let mut res = confirmation_page(&config, &checked);
+        res.extensions_mut()
+            .insert(HandoffOutcome::ConfirmationShown);
+        return Ok(res);
     }
     apply(&config, publisher, inner, parts, checked).await
 }
@@ -242,7 +245,9 @@ where
         Ok(NonceStatus::AlreadyUsed) => {
             // A reload or double click: the change was applied once already.
             tracing::debug!("amp_session.handoff_replayed");
-            return Ok(see_other(&back, None));
+            let mut res = see_other(&back, None);
+            res.extensions_mut().insert(HandoffOutcome::AlreadyApplied);
+            return Ok(res);
         }
         Err(e) => {
             tracing::warn!(error = %e, "amp_session.replay_guard_unavailable");
@@ -308,10 +313,45 @@ where
         for c in res.headers().get_all(SET_COOKIE) {
             out.headers_mut().append(SET_COOKIE, c.clone());
         }
+        out.extensions_mut().insert(HandoffOutcome::Applied);
         return Ok(out);
     }
+    if status == StatusCode::NOT_FOUND {
+        // The usual cause is wiring, not the user: `Router::layer` wraps each route alone.
+        tracing::warn!(
+            path = %change.target.split('?').next().unwrap_or(""),
+            "amp_session.handoff_target_not_found: the replayed change got 404; wrap the whole \
+             router with AmpSessionLayer (axum: layer.wrap_router(app)), not Router::layer"
+        );
+    }
     tracing::info!(status = status.as_u16(), "amp_session.handoff_failed");
-    Ok(failure(res, &change.return_path, set_cookie).await)
+    let mut out = failure(res, &change.return_path, set_cookie).await;
+    out.extensions_mut().insert(HandoffOutcome::Failed);
+    Ok(out)
+}
+
+/// What a handoff completion did, attached to its response as an extension so outer
+/// middleware (metrics, logs) can tell an applied change from a reload.
+///
+/// ```
+/// use tower_amp_session::HandoffOutcome;
+///
+/// fn applied<B>(res: &http::Response<B>) -> bool {
+///     res.extensions().get::<HandoffOutcome>() == Some(&HandoffOutcome::Applied)
+/// }
+/// # let _ = applied::<()>;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandoffOutcome {
+    /// The change was applied and the user redirected.
+    Applied,
+    /// The token had been used already (a reload, a double click): nothing applied.
+    AlreadyApplied,
+    /// A sensitive change: the confirmation page was shown, nothing applied yet.
+    ConfirmationShown,
+    /// The app refused the change; its failure was shown to the user.
+    Failed,
 }
 
 /// Marks a request replayed on the origin by a completed handoff (request extension).
@@ -631,7 +671,7 @@ where
         Response::from_parts(parts, ResponseBody::inner(body))
     } else {
         let detail = match Limited::new(body, 1024).collect().await {
-            Ok(c) => String::from_utf8_lossy(&c.to_bytes()).into_owned(),
+            Ok(c) => app_message(&c.to_bytes()),
             Err(_) => String::new(),
         };
         let mut message = String::from("Your change could not be applied.");
@@ -658,6 +698,19 @@ where
         h.append(SET_COOKIE, c);
     }
     out
+}
+
+/// The app's own words from an error body: the `error` or `message` of a JSON object
+/// (amp-form endpoints answer JSON), else the text itself.
+fn app_message(body: &[u8]) -> String {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) {
+        for key in ["error", "message"] {
+            if let Some(serde_json::Value::String(m)) = map.get(key) {
+                return m.clone();
+            }
+        }
+    }
+    String::from_utf8_lossy(body).into_owned()
 }
 
 /// Completes handoffs on the origin, on its own: mount it at the configured handoff path

@@ -24,9 +24,11 @@ use crate::service::AmpSessionService;
 ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
 ///     .build()
 ///     .expect("valid configuration");
-/// let app: Router = Router::new()
-///     .route("/cart/add", post(|| async { "added" }))
-///     .layer(layer);
+/// let app: Router = Router::new().route("/cart/add", post(|| async { "added" }));
+/// // Around the whole router: with axum, `layer.wrap_router(app)`; with tower,
+/// // `ServiceBuilder::new().layer(layer).service(app)`. Not `Router::layer`, which wraps
+/// // each route on its own, so the handoff endpoint could not reach `/cart/add`.
+/// let app: Router = layer.wrap_router(app);
 /// # let _ = app;
 /// ```
 #[derive(Clone)]

@@ -25,8 +25,10 @@
 //!     .build()?;
 //! let app = Router::new()
 //!     .route("/", get(|| async { "products" }))
-//!     .route("/cart/add", post(add))
-//!     .layer(layer);
+//!     .route("/cart/add", post(add));
+//! // Wrap the whole router (not `Router::layer`, which wraps routes one by one): the
+//! // handoff endpoint replays changes to any route.
+//! let app = layer.wrap_router(app);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
@@ -86,6 +88,8 @@ mod replay;
 #[cfg(feature = "redis")]
 mod replay_redis;
 pub mod return_path;
+#[cfg(feature = "axum")]
+mod router;
 mod service;
 mod session;
 mod token;
@@ -98,7 +102,7 @@ pub use email::{AMP_EMAIL_ALLOW_SENDER, AMP_EMAIL_SENDER};
 #[cfg(feature = "axum")]
 pub use extract::MissingAmpSession;
 pub use future::ResponseFuture;
-pub use handoff::{HandoffService, ViaHandoff, AMP_REDIRECT_TO, TOKEN_PARAM};
+pub use handoff::{HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, TOKEN_PARAM};
 pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN};
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use fred::prelude::{
-    Client, ClientLike, Config, Expiration, KeysInterface, Options, ReconnectPolicy, SetOptions,
-    Value,
+    Client, ClientLike, Config, ErrorKind, Expiration, KeysInterface, Options, ReconnectPolicy,
+    SetOptions, Value,
 };
 use fred::types::config::UnresponsiveConfig;
 
@@ -18,6 +18,8 @@ const DEFAULT_PREFIX: &str = "amp-session:nonce";
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long opening one connection may take (initial connect and each reconnect).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much later than fred's timeout the backstop timeout fires.
+const BACKSTOP_MARGIN: Duration = Duration::from_millis(50);
 /// A nonce is kept at least this long, even when its token is (nearly) expired already.
 const MIN_TTL_MS: i64 = 1000;
 
@@ -34,11 +36,17 @@ const MIN_TTL_MS: i64 = 1000;
 /// The guard fails closed. When Redis is down, slow (no answer within [`timeout`], 500 ms by
 /// default), or answers anything unexpected, `check_and_mark` returns
 /// [`ReplayGuardError::Unavailable`]; the handoff is then answered `503` and nothing is applied.
-/// A command is never queued while the client is disconnected and never re-sent after a
-/// connection drop (a re-sent `SET NX` could find its own first write and report the change as
-/// already applied). The client reconnects in the background (exponential back-off, 100 ms
-/// to 2 s, forever), and handoffs work again as soon as Redis is back, without rebuilding the
-/// layer.
+/// No check waits longer than the timeout: while the client knows it is disconnected a check
+/// fails at once, and one caught in the moment between a drop and its detection waits out
+/// the timeout and fails then, never to be sent later. A check is never re-sent after a
+/// connection drop either (a re-sent `SET NX` could find its own first write and report the
+/// change as already applied). The client reconnects in the background (exponential back-off,
+/// 100 ms to 2 s, forever), and handoffs work again as soon as Redis is back, without
+/// rebuilding the layer.
+///
+/// One case cannot be told apart: a `SET` that reached Redis but whose answer was lost or
+/// late. It is reported as an error (`503`, nothing applied) although the nonce is marked, so
+/// reloading that same handoff URL then counts as a replay; submitting the form again works.
 ///
 /// # Connecting
 ///
@@ -136,9 +144,11 @@ impl RedisReplayGuard {
         self
     }
 
-    /// Sets how long one check may take before it fails (default 500 ms). Keep it short: the
-    /// user waits that long for the `503` when Redis hangs.
+    /// Sets how long one check may take before it fails (default 500 ms, at least 1 ms). Keep
+    /// it short: the user waits that long for the `503` when Redis hangs.
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        // Zero would mean "no timeout" to fred.
+        let timeout = timeout.max(Duration::from_millis(1));
         self.timeout = timeout;
         self.options = options(timeout);
         self
@@ -179,20 +189,19 @@ impl RedisReplayGuard {
             Some(SetOptions::NX),
             false,
         );
-        // fred's own timeout covers the command once queued; this one also covers anything
-        // before that, so no caller ever waits longer than `timeout`.
-        match tokio::time::timeout(self.timeout, set).await {
+        // fred's own timeout (in `options`) must fire first: it flags the command so that it
+        // is never written later, after a reconnect, marking a nonce we reported as failed.
+        // This one is only a backstop in case that future ever hangs elsewhere.
+        match tokio::time::timeout(self.timeout + BACKSTOP_MARGIN, set).await {
             Ok(Ok(Value::Null)) => Ok(NonceStatus::AlreadyUsed),
             Ok(Ok(v)) if v.is_ok() => Ok(NonceStatus::Fresh),
             Ok(Ok(v)) => Err(ReplayGuardError::Unavailable(format!(
                 "unexpected Redis reply to SET NX: {:?}",
                 v.kind()
             ))),
+            Ok(Err(e)) if *e.kind() == ErrorKind::Timeout => Err(timed_out(self.timeout)),
             Ok(Err(e)) => Err(ReplayGuardError::Unavailable(format!("Redis: {e}"))),
-            Err(_) => Err(ReplayGuardError::Unavailable(format!(
-                "Redis did not answer within {} ms",
-                self.timeout.as_millis()
-            ))),
+            Err(_) => Err(timed_out(self.timeout)),
         }
     }
 }
@@ -255,6 +264,13 @@ fn client_for(url: &str, fail_fast: bool) -> Result<Client, ReplayGuardError> {
     builder.build().map_err(|e| {
         ReplayGuardError::Unavailable(format!("invalid Redis URL {}: {e}", redacted(url)))
     })
+}
+
+fn timed_out(timeout: Duration) -> ReplayGuardError {
+    ReplayGuardError::Unavailable(format!(
+        "Redis did not answer within {} ms",
+        timeout.as_millis()
+    ))
 }
 
 /// `url` without its password, for error messages.

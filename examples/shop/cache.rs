@@ -20,7 +20,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
 use crate::origin::offline_js;
-use crate::pages::OFFLINE_SCRIPT_PATH;
+use crate::pages::{offline_scripts, AMP_SCRIPTS, OFFLINE_SCRIPT_PATH};
 use crate::site::Site;
 
 /// Pages bigger than this are not AMP pages we mean to serve.
@@ -58,29 +58,32 @@ async fn home(State(cache): State<Arc<Cache>>) -> Html<String> {
 }
 
 /// `GET /c/s/<host>/<path>`: the cached copy of `<origin>/<path>`.
-async fn page(
-    State(cache): State<Arc<Cache>>,
-    Path(page): Path<String>,
-    uri: Uri,
-) -> Response {
+async fn page(State(cache): State<Arc<Cache>>, Path(page): Path<String>, uri: Uri) -> Response {
     let (host, path) = match page.split_once('/') {
         Some((host, path)) => (host, format!("/{path}")),
         None => (page.as_str(), "/".to_owned()),
     };
     // This cache serves one publisher only.
     if !host.eq_ignore_ascii_case(&cache.site.authority) {
-        return (StatusCode::NOT_FOUND, "this cache serves only the shop's pages\n").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "this cache serves only the shop's pages\n",
+        )
+            .into_response();
     }
     let target = match uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
     match tokio::time::timeout(FETCH_TIMEOUT, cache.fetch(&target)).await {
-        Ok(Ok(Fetched::Amp(html))) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
+        Ok(Ok(Fetched::Amp(html))) => {
+            // Real caches rewrite the runtime's URLs to their own copy. This one swaps in the
+            // stand-in even online: the real runtime reads `/c/s/<host>` only on the known
+            // cache hosts, so on `cache.localhost` it would name the cache as
+            // `__amp_source_origin`, which the layer rightly refuses.
+            let html = String::from_utf8_lossy(&html).replace(AMP_SCRIPTS, &offline_scripts());
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+        }
         // Caches serve AMP documents only; for anything else they send the user to the origin.
         Ok(Ok(Fetched::NotAmp)) => Redirect::to(&cache.site.origin_url(&target)).into_response(),
         Ok(Ok(Fetched::Status(status))) => {
@@ -90,7 +93,11 @@ async fn page(
             tracing::warn!(error = %e, %target, "cache: origin fetch failed");
             (StatusCode::BAD_GATEWAY, "the origin could not be reached\n").into_response()
         }
-        Err(_) => (StatusCode::GATEWAY_TIMEOUT, "the origin did not answer in time\n").into_response(),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "the origin did not answer in time\n",
+        )
+            .into_response(),
     }
 }
 
@@ -103,7 +110,10 @@ enum Fetched {
 impl Cache {
     /// Fetches `target` from the origin over loopback, as a cache's crawler would: with the
     /// origin's `Host`, and without any of the browser's headers (no cookies).
-    async fn fetch(&self, target: &str) -> Result<Fetched, Box<dyn std::error::Error + Send + Sync>> {
+    async fn fetch(
+        &self,
+        target: &str,
+    ) -> Result<Fetched, Box<dyn std::error::Error + Send + Sync>> {
         let uri: Uri = format!("http://127.0.0.1:{}{target}", self.origin_port).parse()?;
         let req = Request::get(uri)
             .header(header::HOST, HeaderValue::from_str(&self.site.authority)?)

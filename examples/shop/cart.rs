@@ -23,7 +23,10 @@ pub struct Item {
 pub enum AddError {
     UnknownProduct(u32),
     /// The cart would hold more than [`MAX_QUANTITY`] of the product.
-    TooMany { product_id: u32, in_cart: u32 },
+    TooMany {
+        product_id: u32,
+        in_cart: u32,
+    },
 }
 
 impl std::fmt::Display for AddError {
@@ -50,7 +53,12 @@ pub struct Carts {
 
 impl Carts {
     /// Adds `quantity` (already checked to be 1..=99) of a product; returns the new cart.
-    pub fn add(&self, session: &str, product_id: u32, quantity: u32) -> Result<Vec<Item>, AddError> {
+    pub fn add(
+        &self,
+        session: &str,
+        product_id: u32,
+        quantity: u32,
+    ) -> Result<Vec<Item>, AddError> {
         if catalogue::find(product_id).is_none() {
             return Err(AddError::UnknownProduct(product_id));
         }
@@ -94,7 +102,13 @@ mod tests {
         assert_eq!(carts.add("s", 3, 2).unwrap().len(), 1);
         assert_eq!(carts.add("s", 1, 1).unwrap().len(), 2);
         let items = carts.add("s", 3, 5).unwrap();
-        assert_eq!(items[0], Item { product_id: 3, quantity: 7 });
+        assert_eq!(
+            items[0],
+            Item {
+                product_id: 3,
+                quantity: 7
+            }
+        );
         assert_eq!(carts.add("s", 13, 1), Err(AddError::UnknownProduct(13)));
         assert!(carts.add("s", 3, 93).is_err());
         assert_eq!(carts.items("s"), items);

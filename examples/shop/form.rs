@@ -65,7 +65,12 @@ fn urlencoded(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
 }
 
 async fn multipart(content_type: &str, body: Bytes) -> Result<Vec<(String, String)>, FormError> {
-    let malformed = || bad(StatusCode::BAD_REQUEST, "malformed multipart/form-data body");
+    let malformed = || {
+        bad(
+            StatusCode::BAD_REQUEST,
+            "malformed multipart/form-data body",
+        )
+    };
     let boundary = multer::parse_boundary(content_type).map_err(|_| malformed())?;
     // The body is already in memory (axum bounds its size); multer wants a stream.
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
@@ -109,7 +114,10 @@ fn number(fields: &[(String, String)], name: &str) -> Result<u32, FormError> {
             ))
         }
         (Some(_), Some(_)) => {
-            return Err(bad(StatusCode::BAD_REQUEST, format!("{name} is given twice")))
+            return Err(bad(
+                StatusCode::BAD_REQUEST,
+                format!("{name} is given twice"),
+            ))
         }
     };
     // Only plain digits: "+3", " 3" or "3.0" are not what the form sends.
@@ -119,9 +127,12 @@ fn number(fields: &[(String, String)], name: &str) -> Result<u32, FormError> {
             format!("{name} must be a whole number"),
         ));
     }
-    value
-        .parse()
-        .map_err(|_| bad(StatusCode::UNPROCESSABLE_ENTITY, format!("{name} is out of range")))
+    value.parse().map_err(|_| {
+        bad(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name} is out of range"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -129,14 +140,28 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn check_table() {
-        let ok = |p, q| Ok(AddForm { product_id: p, quantity: q });
-        assert_eq!(check(&fields(&[("product_id", "3"), ("quantity", "2")])), ok(3, 2));
-        assert_eq!(check(&fields(&[("quantity", "99"), ("product_id", "1")])), ok(1, 99));
+        let ok = |p, q| {
+            Ok(AddForm {
+                product_id: p,
+                quantity: q,
+            })
+        };
+        assert_eq!(
+            check(&fields(&[("product_id", "3"), ("quantity", "2")])),
+            ok(3, 2)
+        );
+        assert_eq!(
+            check(&fields(&[("quantity", "99"), ("product_id", "1")])),
+            ok(1, 99)
+        );
         for bad in [
             &[("product_id", "3"), ("quantity", "0")][..],
             &[("product_id", "3"), ("quantity", "100")],

@@ -21,12 +21,15 @@ mod pages;
 mod site;
 mod stats;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
+use axum::ServiceExt as _;
 use base64::Engine as _;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_amp_session::{AmpSessionLayer, CacheDomain, Keyring, KeyringBuilder};
 use tracing_subscriber::EnvFilter;
 
@@ -39,6 +42,8 @@ use crate::stats::Stats;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -85,18 +90,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         carts: Carts::default(),
         stats: stats.clone(),
     });
-    // One `.layer(...)` enables the whole flow, the handoff endpoint included. The stats
-    // middleware sits outside it, so it sees the layer's own answers (mints, 303s).
-    let origin_app = origin::router(shop)
+    // One layer enables the whole flow, the handoff endpoint included. It wraps the whole
+    // Router rather than going in through `Router::layer`: that one wraps each route on its
+    // own, so a handoff (which has no route of its own) would replay the add into the 404
+    // fallback instead of `/cart/add`. The stats middleware sits outside the layer, so it
+    // sees the layer's own answers (mints, 303s).
+    let origin_app = ServiceBuilder::new()
+        .layer(from_fn_with_state(stats, stats::count))
         .layer(layer)
-        .layer(from_fn_with_state(stats, stats::count));
+        .service(origin::router(shop));
     let cache_app = cache::router(site.clone(), args.origin_port);
 
     let origin_listener = TcpListener::bind(("127.0.0.1", args.origin_port)).await?;
     let cache_listener = TcpListener::bind(("127.0.0.1", args.cache_port)).await?;
     print_banner(&site, args.offline);
 
-    let origin = axum::serve(origin_listener, origin_app);
+    let origin = axum::serve(origin_listener, origin_app.into_make_service());
     let cache = axum::serve(cache_listener, cache_app);
     tokio::select! {
         r = origin => r?,
@@ -114,7 +123,8 @@ fn signing_key() -> KeyringBuilder {
             let key: [u8; 32] = rand::random();
             eprintln!(
                 "warning: AMP_SESSION_KEY is not set; using a random signing key, so handoff \
-                 links stop working when the shop restarts. To keep one, run e.g.\n  \
+                 links stop working when the shop restarts.\nTo keep a key across restarts, \
+                 set your own (base64, at least 32 bytes), e.g. this fresh one:\n  \
                  AMP_SESSION_KEY={} cargo run --example shop",
                 base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
             );
@@ -130,11 +140,11 @@ fn print_banner(site: &Site, offline: bool) {
          \n  origin     {origin}/\n  AMP cache  {cache}/\n\
          \nOpen the cache copy of a product page and add it to the cart:\n  {cache_page}\n\
          The same page on the origin:\n  {origin_page}\n\
-         \nWith curl (*.localhost needs --resolve or --connect-to):\n  \
-         curl --connect-to ::127.0.0.1: {cache_page}\n  \
-         curl --connect-to ::127.0.0.1: -i -X POST '{origin}/cart/add' \\\n      \
-         -H 'Origin: {cache}' -d product_id=1 -d quantity=2\n  \
-         curl --connect-to ::127.0.0.1: {origin}/_stats.json\n",
+         \nWith curl (old versions need --connect-to ::127.0.0.1: for *.localhost names):\n  \
+         curl {cache_page}\n  \
+         curl -i -X POST '{origin}/cart/add' -H 'Origin: {cache}' -d product_id=1 -d quantity=2\n  \
+         curl {origin}/_stats.json\n\
+         A walk-through of the whole handoff with curl: examples/shop/CURL.md\n",
         mode = if offline {
             " (offline: local amp-form stand-in)"
         } else {

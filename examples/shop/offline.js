@@ -23,10 +23,12 @@
       hostname.endsWith('.localhost');
   }
 
-  // The publisher origin, as the runtime computes it for __amp_source_origin (src/url.js):
-  // on a cache page from the `/c/s/<host>/...` (https) or `/c/<host>/...` (http) path,
-  // elsewhere the page's own origin. The real runtime always maps `/c/s/` to https; the
-  // local shop serves its plain-http origin under `/c/s/`, so localhost names keep http.
+  // The publisher origin, as the runtime computes it for __amp_source_origin (src/url.js
+  // getSourceOrigin): on a cache page from the `/c/s/<host>/...` (https) or `/c/<host>/...`
+  // (http) path, elsewhere the page's own origin. Two deviations, both for the local cache:
+  // the real runtime reads the path only on known cache origins (cdn.ampproject.org, ...),
+  // not on cache.localhost; and it maps `/c/s/` to https, while the local shop serves its
+  // plain-http origin under `/c/s/`, so localhost names keep http here.
   function sourceOrigin() {
     var m = /^\/c\/(s\/)?([^/]+)/.exec(location.pathname);
     if (!m) {

@@ -10,10 +10,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::json;
 use tower_amp_session::{AmpSession, AMP_REDIRECT_TO};
 
-use crate::cart::Carts;
+use crate::cart::{Carts, Item};
 use crate::catalogue;
 use crate::form;
 use crate::pages::{self, OFFLINE_SCRIPT_PATH};
@@ -25,6 +26,19 @@ pub const OFFLINE_JS: &str = include_str!("offline.js");
 
 /// A form is a few dozen bytes; refuse anything much bigger before reading it.
 const FORM_LIMIT: usize = 16 * 1024;
+
+/// `{"ok":true,"items":[...]}`: amp-form's `submit-success` template gets these fields.
+#[derive(Debug, Serialize)]
+struct AddAnswer {
+    ok: bool,
+    items: Vec<Item>,
+}
+
+/// `{"items":[{"product_id":1,"quantity":2}]}`, items in order of first addition.
+#[derive(Debug, Serialize)]
+struct CartAnswer {
+    items: Vec<Item>,
+}
 
 #[derive(Debug)]
 pub struct Shop {
@@ -77,7 +91,7 @@ async fn add(
     body: Bytes,
 ) -> Response {
     let refused = |status: StatusCode, message: String| {
-        tracing::info!(session = %session.id(), %status, %message, "add refused");
+        tracing::info!(session = %session.id(), %status, error = %message, "add refused");
         (status, Json(json!({ "error": message }))).into_response()
     };
     let form = match form::read(&headers, body).await {
@@ -103,7 +117,7 @@ async fn add(
     );
     // amp-form navigates the top window to the cart. On a handoff the layer turns this
     // same-origin URL into its 303 target instead.
-    let mut res = Json(json!({ "ok": true, "items": items })).into_response();
+    let mut res = Json(AddAnswer { ok: true, items }).into_response();
     if let Ok(to) = HeaderValue::from_str(&shop.site.origin_url("/cart")) {
         res.headers_mut().insert(&AMP_REDIRECT_TO, to);
     }
@@ -121,7 +135,7 @@ async fn cart_json(State(shop): State<Arc<Shop>>, session: AmpSession) -> impl I
     let items = shop.carts.items(session.id().as_str());
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({ "items": items })),
+        Json(CartAnswer { items }),
     )
 }
 

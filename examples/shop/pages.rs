@@ -7,12 +7,17 @@ use crate::catalogue::{self, format_cents, Product, PRODUCTS};
 use crate::site::Site;
 
 /// The AMP runtime and the extensions the product page uses.
-const AMP_SCRIPTS: &str = r#"<script async src="https://cdn.ampproject.org/v0.js"></script>
+pub const AMP_SCRIPTS: &str = r#"<script async src="https://cdn.ampproject.org/v0.js"></script>
 <script async custom-element="amp-form" src="https://cdn.ampproject.org/v0/amp-form-0.1.js"></script>
 <script async custom-template="amp-mustache" src="https://cdn.ampproject.org/v0/amp-mustache-0.2.js"></script>"#;
 
 /// Offline: the local stand-in, served by the origin and by the cache at the same path.
 pub const OFFLINE_SCRIPT_PATH: &str = "/offline/amp-form.js";
+
+/// The stand-in's script tag, as it replaces `AMP_SCRIPTS`.
+pub fn offline_scripts() -> String {
+    format!("<script async src=\"{OFFLINE_SCRIPT_PATH}\"></script>")
+}
 
 /// The required AMP boilerplate (amp.dev "AMP boilerplate code").
 const AMP_BOILERPLATE: &str = "<style amp-boilerplate>body{-webkit-animation:-amp-start 8s steps(1,end) 0s 1 normal both;-moz-animation:-amp-start 8s steps(1,end) 0s 1 normal both;-ms-animation:-amp-start 8s steps(1,end) 0s 1 normal both;animation:-amp-start 8s steps(1,end) 0s 1 normal both}@-webkit-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@-moz-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@-ms-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@-o-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}</style><noscript><style amp-boilerplate>body{-webkit-animation:none;-moz-animation:none;-ms-animation:none;animation:none}</style></noscript>";
@@ -69,7 +74,7 @@ pub fn index(site: &Site) -> String {
 /// `application/x-www-form-urlencoded` instead of its default `multipart/form-data`.
 pub fn product(site: &Site, p: &Product, urlencoded: bool) -> String {
     let scripts = if site.offline {
-        format!("<script async src=\"{OFFLINE_SCRIPT_PATH}\"></script>")
+        offline_scripts()
     } else {
         AMP_SCRIPTS.to_owned()
     };

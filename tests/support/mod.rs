@@ -1,0 +1,244 @@
+//! Shared by the tests that drive `examples/shop` as a real process over TCP.
+//!
+//! [`ShopProcess::start`] builds the example (a no-op when it is up to date), starts it on two
+//! free loopback ports with `--offline` and a fixed signing key, waits until it answers, and
+//! kills it on drop, also when the test panics (its log is then printed to help).
+//! [`http`] sends requests to it with the `Host` a browser would send.
+
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
+
+pub mod http;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use self::http::{Endpoint, Reply};
+
+/// The signing key the shop gets in tests (base64 of 32 bytes), so runs are reproducible.
+pub const TEST_KEY: &str = "dGVzdC1rZXktZm9yLXRoZS1zaG9wLWV4YW1wbGUtMzI=";
+/// The publisher host of the shop.
+pub const ORIGIN_HOST: &str = "shop.localhost";
+/// The simulated cache's host for the shop: its cache subdomain on `cache.localhost`.
+pub const CACHE_HOST: &str = "shop-localhost.cache.localhost";
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `examples/shop`; killed on drop.
+#[derive(Debug)]
+pub struct ShopProcess {
+    child: Child,
+    origin_port: u16,
+    cache_port: u16,
+    log_path: PathBuf,
+}
+
+impl ShopProcess {
+    /// Builds and starts the shop with `--origin-port P --cache-port Q --offline` plus
+    /// `extra_args`, and waits (up to 20 s) until the origin answers.
+    pub fn start(extra_args: &[&str]) -> ShopProcess {
+        let binary = shop_binary();
+        let (origin_port, cache_port) = free_ports();
+        let log_path = std::env::temp_dir().join(format!(
+            "tower-amp-session-shop-{}-{origin_port}.log",
+            std::process::id()
+        ));
+        let log = File::create(&log_path).expect("create the shop's log file");
+        let mut args = vec![
+            "--origin-port".to_owned(),
+            origin_port.to_string(),
+            "--cache-port".to_owned(),
+            cache_port.to_string(),
+            "--offline".to_owned(),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let child = Command::new(&binary)
+            .args(&args)
+            .env("AMP_SESSION_KEY", TEST_KEY)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,tower_amp_session=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        // From here on, Drop kills the child even if waiting fails.
+        let mut shop = ShopProcess {
+            child,
+            origin_port,
+            cache_port,
+            log_path,
+        };
+        shop.wait_until_ready();
+        shop
+    }
+
+    pub fn origin_port(&self) -> u16 {
+        self.origin_port
+    }
+
+    pub fn cache_port(&self) -> u16 {
+        self.cache_port
+    }
+
+    /// `shop.localhost:P`, the origin's `Host`.
+    pub fn origin_host(&self) -> String {
+        format!("{ORIGIN_HOST}:{}", self.origin_port)
+    }
+
+    /// `shop-localhost.cache.localhost:Q`, the cache's `Host`.
+    pub fn cache_host(&self) -> String {
+        format!("{CACHE_HOST}:{}", self.cache_port)
+    }
+
+    /// `http://shop.localhost:P`: the publisher origin.
+    pub fn origin_url(&self) -> String {
+        format!("http://{}", self.origin_host())
+    }
+
+    /// `http://shop-localhost.cache.localhost:Q`: the cache origin (as browsers send `Origin`).
+    pub fn cache_url(&self) -> String {
+        format!("http://{}", self.cache_host())
+    }
+
+    /// The cache copy of an origin page: `http://shop-localhost.cache.localhost:Q/c/s/shop.localhost:P<path>`.
+    pub fn cache_page_url(&self, path: &str) -> String {
+        format!("{}{}", self.cache_url(), self.cache_page_path(path))
+    }
+
+    /// The path of the cache copy on the cache: `/c/s/shop.localhost:P<path>`.
+    pub fn cache_page_path(&self, path: &str) -> String {
+        format!("/c/s/{}{path}", self.origin_host())
+    }
+
+    /// Requests to the origin (sent to 127.0.0.1:P with `Host: shop.localhost:P`).
+    pub fn origin(&self) -> Endpoint {
+        Endpoint::new(self.origin_port, self.origin_host())
+    }
+
+    /// Requests to the simulated cache (sent to 127.0.0.1:Q with the cache's `Host`).
+    pub fn cache(&self) -> Endpoint {
+        Endpoint::new(self.cache_port, self.cache_host())
+    }
+
+    /// What the shop has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the shop exited early ({status}):\n{}", self.log());
+            }
+            if answers(self.origin_port, &self.origin_host()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the shop did not answer within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ShopProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- shop log ({}) ---\n{}",
+                self.log_path.display(),
+                self.log()
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+    }
+}
+
+/// Whether the origin answers a plain GET (blocking, so it works outside any runtime).
+fn answers(port: u16, host: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /_stats.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Two distinct free loopback ports (bound at the same time, then released).
+fn free_ports() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let ports = (
+        a.local_addr().expect("port").port(),
+        b.local_addr().expect("port").port(),
+    );
+    drop((a, b));
+    ports
+}
+
+/// Builds the example once per test process and returns its path.
+///
+/// The test binary is `<target>/<profile>/deps/<test>`, the example
+/// `<target>/<profile>/examples/shop`; the build uses the same target dir and profile.
+fn shop_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current test binary");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("test binary lives in <target>/<profile>/deps");
+            let target_dir = profile_dir.parent().expect("<target>/<profile>");
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev",
+                Some(other) => other,
+            };
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            // Output is kept (warnings would clutter the test's output) and shown on failure.
+            let build = Command::new(&cargo)
+                .args([
+                    "build",
+                    "--example",
+                    "shop",
+                    "--quiet",
+                    "--profile",
+                    profile,
+                ])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap_or_else(|e| panic!("run {cargo}: {e}"));
+            assert!(
+                build.status.success(),
+                "cargo build --example shop failed:\n{}",
+                String::from_utf8_lossy(&build.stderr)
+            );
+            let binary = profile_dir
+                .join("examples")
+                .join(format!("shop{}", std::env::consts::EXE_SUFFIX));
+            assert!(binary.exists(), "{} was not built", binary.display());
+            binary
+        })
+        .clone()
+}
