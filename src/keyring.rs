@@ -118,9 +118,8 @@ impl Keyring {
         let mut builder = Keyring::builder();
         for (i, item) in text.split(',').map(str::trim).enumerate() {
             let Some((id, key)) = item.split_once(':') else {
-                return Err(KeyError::InvalidId(
-                    item.chars().take(MAX_KEY_ID_LEN).collect(),
-                ));
+                // Never echo the entry: without `id:` it may be a bare key.
+                return Err(KeyError::InvalidId(String::new()));
             };
             builder = if i == 0 {
                 builder.signing_base64(id.trim(), key.trim())

@@ -12,10 +12,12 @@ usage: cargo run --example shop -- [options]
   --handoff-ttl SECONDS  how long a handoff link stays valid (default 120)
   --same-site lax|none   SameSite of the session cookie (default none)
   --offline              load a local stand-in for amp-form instead of the AMP runtime
+  --redis URL            single use of handoff links across instances (redis://127.0.0.1:6379)
   -h, --help             show this help
 
 environment:
-  AMP_SESSION_KEY        base64 signing key (at least 32 bytes); random when unset
+  AMP_SESSION_KEYS       shared keyring, k2:<base64>,k1:<base64> (first signs, all verify)
+  AMP_SESSION_KEY        base64 signing key (at least 32 bytes); random when neither is set
   RUST_LOG               log filter (default info)";
 
 /// What the shop was asked to do.
@@ -26,6 +28,7 @@ pub struct Args {
     pub handoff_ttl: Duration,
     pub same_site: SameSite,
     pub offline: bool,
+    pub redis: Option<String>,
     pub help: bool,
 }
 
@@ -37,6 +40,7 @@ impl Default for Args {
             handoff_ttl: Duration::from_secs(120),
             same_site: SameSite::None,
             offline: false,
+            redis: None,
             help: false,
         }
     }
@@ -76,6 +80,7 @@ impl Args {
                     }
                 }
                 "--offline" if inline.is_none() => out.offline = true,
+                "--redis" => out.redis = Some(value()?),
                 "-h" | "--help" => out.help = true,
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
@@ -107,6 +112,8 @@ mod tests {
         assert_eq!(parse(&[]), Ok(Args::default()));
         let a = parse(&["--origin-port", "9000", "--cache-port=9001", "--offline"]).unwrap();
         assert_eq!((a.origin_port, a.cache_port, a.offline), (9000, 9001, true));
+        let a = parse(&["--redis", "redis://127.0.0.1:6379"]).unwrap();
+        assert_eq!(a.redis.as_deref(), Some("redis://127.0.0.1:6379"));
         let a = parse(&["--handoff-ttl", "5", "--same-site", "LAX"]).unwrap();
         assert_eq!(a.handoff_ttl, Duration::from_secs(5));
         assert_eq!(a.same_site, SameSite::Lax);

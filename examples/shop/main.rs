@@ -30,7 +30,7 @@ use axum::ServiceExt as _;
 use base64::Engine as _;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_amp_session::{AmpSessionLayer, CacheDomain, Keyring, KeyringBuilder};
+use tower_amp_session::{AmpSessionLayer, CacheDomain, Keyring, KeyringBuilder, RedisReplayGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{Args, USAGE};
@@ -71,9 +71,9 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let site = Site::new(args.origin_port, args.cache_port, args.offline)?;
 
-    let layer = AmpSessionLayer::builder()
+    let mut builder = AmpSessionLayer::builder()
         .publisher_origin(&site.origin)
-        .keyring(signing_key())
+        .keyring(signing_key()?)
         // The simulated cache, besides the default Google and Bing caches.
         .cache(
             CacheDomain::custom(CACHE_DOMAIN)
@@ -81,8 +81,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .port(args.cache_port),
         )
         .handoff_ttl(args.handoff_ttl)
-        .same_site(args.same_site)
-        .build()?;
+        .same_site(args.same_site);
+    if let Some(url) = &args.redis {
+        // Unreachable Redis is a start-up error, like any other configuration error.
+        builder = builder.replay_guard(RedisReplayGuard::connect(url).await?);
+        tracing::info!("handoff links are single use across instances (Redis)");
+    }
+    let layer = builder.build()?;
 
     let stats = Arc::new(Stats::new(layer.handoff_path()));
     let shop = Arc::new(Shop {
@@ -115,9 +120,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The signing key from `AMP_SESSION_KEY` (base64), or a random one for this run only.
-fn signing_key() -> KeyringBuilder {
-    match std::env::var("AMP_SESSION_KEY") {
+/// The keyring from `AMP_SESSION_KEYS` (shared by instances), else the signing key from
+/// `AMP_SESSION_KEY` (base64), else a random one for this run only.
+fn signing_key() -> Result<KeyringBuilder, tower_amp_session::KeyError> {
+    if std::env::var_os("AMP_SESSION_KEYS").is_some() {
+        return Keyring::from_env("AMP_SESSION_KEYS").map(KeyringBuilder::from);
+    }
+    Ok(match std::env::var("AMP_SESSION_KEY") {
         Ok(key) => Keyring::builder().signing_base64("k1", &key),
         Err(_) => {
             let key: [u8; 32] = rand::random();
@@ -130,7 +139,7 @@ fn signing_key() -> KeyringBuilder {
             );
             Keyring::builder().signing("k1", key)
         }
-    }
+    })
 }
 
 fn print_banner(site: &Site, offline: bool) {

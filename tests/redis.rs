@@ -1,0 +1,522 @@
+//! `RedisReplayGuard` against a real `redis-server` that each test starts on its own loopback
+//! port. Without `redis-server` on PATH the Redis tests print a notice and pass, unless
+//! `CI=true`, where they fail.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use fred::prelude::{Client, KeysInterface};
+use http::StatusCode;
+use tower_amp_session::{
+    AmpSessionLayer, HandoffToken, KeyError, Keyring, RedisReplayGuard, TOKEN_PARAM,
+};
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+/// A `redis-server` child on a fixed loopback port; killed on drop, also when a test panics.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port, or `None` (after a notice) when `redis-server` is not
+    /// installed. With `CI=true` a missing server is a failure.
+    fn start() -> Option<RedisServer> {
+        match Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("redis-server not found on PATH, and CI=true: the Redis tests must run");
+                }
+                // Straight to stderr: libtest would capture `eprintln!` of a passing test.
+                static NOTICE: std::sync::Once = std::sync::Once::new();
+                NOTICE.call_once(|| {
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        b"redis tests skipped: redis-server not found\n",
+                    );
+                });
+                return None;
+            }
+            Err(e) => panic!("cannot run redis-server: {e}"),
+        }
+        // Ask the OS for a free port; the tiny race until redis binds it is acceptable in tests.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut server = RedisServer { port, child: None };
+        server.restart();
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the server on the same port and waits until it accepts connections.
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pauses (`STOP`) or resumes (`CONT`) the server: a server that accepts but does not answer.
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill {sig} {pid}");
+    }
+
+    /// Kills the server (as a crash would) and waits until it is gone.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const KEYS: &str = "k2:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=,k1:CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+
+/// An instance: a layer with the shared keyring and its own Redis client, plus that client.
+async fn instance(
+    url: &str,
+    prefix: &str,
+    rec: &Recorder,
+    configure: impl FnOnce(tower_amp_session::ConfigBuilder) -> tower_amp_session::ConfigBuilder,
+) -> (Svc, Client) {
+    let guard = RedisReplayGuard::connect(url)
+        .await
+        .expect("connect")
+        .prefix(prefix);
+    let client = guard.client().clone();
+    let layer: AmpSessionLayer = configure(builder())
+        .keyring(Keyring::from_list(KEYS).unwrap())
+        .replay_guard(guard)
+        .build()
+        .unwrap();
+    (service(&layer, app(rec, StatusCode::OK, &[])), client)
+}
+
+/// Mints a handoff with a cookieless cache POST; returns the handoff path and query.
+async fn mint(svc: &mut Svc, body: &str) -> String {
+    let headers = [
+        ("origin", CACHE),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let uri = "/cart/add?__amp_source_origin=https%3A%2F%2Fshop.example";
+    let a = send(svc, request("POST", uri, &headers, body)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    path_of(a.header("amp-redirect-to").expect("AMP-Redirect-To"))
+}
+
+/// Completes a handoff as a top-level navigation.
+async fn complete(svc: &mut Svc, handoff: &str) -> Answer {
+    send(svc, request("GET", handoff, &NAV, "")).await
+}
+
+/// The Redis key of a handoff's nonce: `<prefix>:<key id>:<hex nonce>`.
+fn nonce_key(prefix: &str, handoff: &str) -> String {
+    let query = handoff.split_once('?').expect("a query").1;
+    let token = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == TOKEN_PARAM)
+        .expect("a token")
+        .1;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = HandoffToken::open(&Keyring::from_list(KEYS).unwrap(), &token, now, 30).unwrap();
+    let hex: String = token.nonce.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}:{}:{hex}", token.key_id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// a. Two instances share single use
+
+#[tokio::test]
+async fn token_minted_on_a_completes_on_b_exactly_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let rec = Recorder::default();
+    let (mut a, client) = instance(&redis.url(), "t-a", &rec, |b| b).await;
+    let (mut b, _) = instance(&redis.url(), "t-a", &rec, |b| b).await;
+
+    let handoff = mint(&mut a, "product_id=3&quantity=2").await;
+    let first = complete(&mut b, &handoff).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert!(first.session_cookie().is_some());
+    assert_eq!(rec.count(), 1);
+
+    for (name, svc) in [("A", &mut a), ("B", &mut b)] {
+        let again = complete(svc, &handoff).await;
+        assert_eq!(
+            again.status,
+            StatusCode::SEE_OTHER,
+            "second completion on {name}"
+        );
+        assert_eq!(again.header("location"), Some("https://shop.example/"));
+        assert_eq!(rec.count(), 1, "not applied again on {name}");
+    }
+
+    // The other way round: minted on B, applied on A.
+    let other = mint(&mut b, "product_id=4&quantity=1").await;
+    assert_eq!(complete(&mut a, &other).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(rec.count(), 2);
+
+    // The mark lives as long as the token could: 120 s TTL + 30 s skew by default.
+    let pttl: i64 = client.pttl(nonce_key("t-a", &handoff)).await.unwrap();
+    assert!((115_000..=150_000).contains(&pttl), "PTTL {pttl}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// b. Concurrent completions
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_completions_over_two_instances_apply_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let rec = Recorder::default();
+    let (mut a, _) = instance(&redis.url(), "t-b", &rec, |b| b).await;
+    let (b, _) = instance(&redis.url(), "t-b", &rec, |b| b).await;
+    let handoff = mint(&mut a, "product_id=1&quantity=1").await;
+
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let mut svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let handoff = handoff.clone();
+            tokio::spawn(async move { complete(&mut svc, &handoff).await.status })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::SEE_OTHER);
+    }
+    eprintln!("64 concurrent completions in {:?}", start.elapsed());
+    assert_eq!(rec.count(), 1, "exactly one applied");
+}
+
+// ---------------------------------------------------------------------------------------------
+// c. Redis down: fail closed, then recover by itself
+
+#[tokio::test]
+async fn redis_down_answers_503_and_recovers_after_restart() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let rec = Recorder::default();
+    let (mut a, _) = instance(&redis.url(), "t-c", &rec, |b| b).await;
+    let (mut b, _) = instance(&redis.url(), "t-c", &rec, |b| b).await;
+    let warm = mint(&mut a, "product_id=1&quantity=1").await;
+    assert_eq!(complete(&mut b, &warm).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(rec.count(), 1);
+
+    redis.stop();
+    let handoff = mint(&mut a, "product_id=2&quantity=1").await;
+    for name in ["A", "B", "A"] {
+        let svc = if name == "A" { &mut a } else { &mut b };
+        let start = Instant::now();
+        let res = complete(svc, &handoff).await;
+        let took = start.elapsed();
+        assert_eq!(
+            res.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{name}: {}",
+            res.body
+        );
+        assert!(
+            res.body.contains("not applied; please try again"),
+            "{}",
+            res.body
+        );
+        // The default timeout is 500 ms; allow for a busy machine.
+        assert!(took < Duration::from_millis(1000), "{name} took {took:?}");
+        eprintln!("503 on {name} in {took:?}");
+    }
+    assert_eq!(rec.count(), 1, "nothing applied while Redis is down");
+
+    redis.restart();
+    let start = Instant::now();
+    for (name, svc) in [("A", &mut a), ("B", &mut b)] {
+        // Fresh tokens each round: a mark is only ever tried once per token here.
+        loop {
+            let h = mint(svc, "product_id=5&quantity=1").await;
+            let res = complete(svc, &h).await;
+            if res.status == StatusCode::SEE_OTHER {
+                break;
+            }
+            assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{name} did not recover"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("{name} recovered {:?} after the restart", start.elapsed());
+    }
+    assert_eq!(rec.count(), 3);
+    // The token refused while Redis was down was never marked: it applies now, once.
+    assert_eq!(
+        complete(&mut b, &handoff).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        complete(&mut a, &handoff).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(rec.count(), 4);
+}
+
+/// A server that stops answering: each check gives up after the configured timeout.
+#[tokio::test]
+async fn slow_redis_times_out_with_503_then_recovers() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let rec = Recorder::default();
+    let guard = RedisReplayGuard::connect(&redis.url())
+        .await
+        .unwrap()
+        .timeout(Duration::from_millis(200));
+    let layer = builder().replay_guard(guard).build().unwrap();
+    let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
+
+    redis.signal("-STOP");
+    let h = mint(&mut svc, "product_id=1&quantity=1").await;
+    let start = Instant::now();
+    let res = complete(&mut svc, &h).await;
+    let took = start.elapsed();
+    redis.signal("-CONT");
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
+        "{took:?}"
+    );
+    eprintln!("503 from a paused Redis in {took:?}");
+    assert_eq!(rec.count(), 0);
+
+    let start = Instant::now();
+    loop {
+        let h = mint(&mut svc, "product_id=2&quantity=1").await;
+        if complete(&mut svc, &h).await.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rec.count(), 1);
+}
+
+/// `connect` reports an unreachable server; `connect_lazy` starts anyway and works once
+/// Redis is up.
+#[tokio::test]
+async fn initially_down_connect_errors_and_connect_lazy_waits() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    redis.stop();
+
+    let start = Instant::now();
+    let err = RedisReplayGuard::connect(&redis.url()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "could not connect to Redis at redis://127.0.0.1:{}",
+            redis.port
+        )),
+        "{msg}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let bad = RedisReplayGuard::connect("http://user:hunter2@x")
+        .await
+        .unwrap_err();
+    assert!(!bad.to_string().contains("hunter2"), "{bad}");
+
+    let rec = Recorder::default();
+    let guard = RedisReplayGuard::connect_lazy(&redis.url()).await.unwrap();
+    assert!(format!("{guard:?}").starts_with("RedisReplayGuard"));
+    let layer = builder().replay_guard(guard).build().unwrap();
+    let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
+    let h = mint(&mut svc, "product_id=1&quantity=1").await;
+    assert_eq!(
+        complete(&mut svc, &h).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    redis.restart();
+    let start = Instant::now();
+    loop {
+        let h = mint(&mut svc, "product_id=1&quantity=1").await;
+        if complete(&mut svc, &h).await.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "never connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rec.count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// d. Nonces expire with their tokens
+
+#[tokio::test]
+async fn nonce_keys_expire_with_the_token() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let rec = Recorder::default();
+    let (mut a, client) = instance(&redis.url(), "t-d", &rec, |b| {
+        b.handoff_ttl(Duration::from_secs(1))
+            .clock_skew(Duration::ZERO)
+    })
+    .await;
+    // Tokens count whole seconds: start just after a second begins so that a 1 s token is
+    // still valid when completed a few milliseconds later.
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1010 - ms))).await;
+
+    let handoff = mint(&mut a, "product_id=1&quantity=1").await;
+    assert_eq!(
+        complete(&mut a, &handoff).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let key = nonce_key("t-d", &handoff);
+    let pttl: i64 = client.pttl(&key).await.unwrap();
+    assert!(
+        pttl > 0 && pttl <= 1000,
+        "PTTL {pttl} within handoff_ttl + clock_skew"
+    );
+
+    let start = Instant::now();
+    while client.exists::<i64, _>(&key).await.unwrap() == 1 {
+        assert!(start.elapsed() < Duration::from_secs(3), "key still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("nonce key gone {:?} after completion", start.elapsed());
+    // Gone from Redis, but the token itself has expired too: refused, not applied again.
+    assert_eq!(complete(&mut a, &handoff).await.status, StatusCode::GONE);
+    assert_eq!(rec.count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyring::from_env (no server needed)
+
+#[test]
+fn keyring_from_env() {
+    // Unique names: other tests in this process never read them.
+    let set = |name: &str, value: &str| std::env::set_var(name, value);
+
+    set("TAS_KEYS_OK", KEYS);
+    let keyring = Keyring::from_env("TAS_KEYS_OK").unwrap();
+    assert_eq!(keyring.signing_key_id(), "k2");
+    assert!(format!("{keyring:?}").contains("\"k1\""));
+
+    assert_eq!(
+        Keyring::from_env("TAS_KEYS_UNSET").unwrap_err(),
+        KeyError::NoSigningKey
+    );
+    set("TAS_KEYS_EMPTY", "  ");
+    assert_eq!(
+        Keyring::from_env("TAS_KEYS_EMPTY").unwrap_err(),
+        KeyError::NoSigningKey
+    );
+
+    let long = "a".repeat(44);
+    let cases: &[(&str, String, KeyError)] = &[
+        // A bare key without an id: refused without quoting it.
+        (
+            "TAS_KEYS_BARE",
+            long.clone(),
+            KeyError::InvalidId(String::new()),
+        ),
+        (
+            "TAS_KEYS_TRAILING",
+            format!("k1:{long},"),
+            KeyError::InvalidId(String::new()),
+        ),
+        (
+            "TAS_KEYS_B64",
+            "k1:not*base64!".into(),
+            KeyError::InvalidBase64("k1".into()),
+        ),
+        (
+            "TAS_KEYS_SHORT",
+            "k1:c2hvcnQ=".into(),
+            KeyError::TooShort {
+                id: "k1".into(),
+                len: 5,
+            },
+        ),
+        (
+            "TAS_KEYS_DUP",
+            format!("k1:{long},k1:{long}"),
+            KeyError::DuplicateId("k1".into()),
+        ),
+        (
+            "TAS_KEYS_ID",
+            format!("k 1:{long}"),
+            KeyError::InvalidId("k 1".into()),
+        ),
+        (
+            "TAS_KEYS_NOID",
+            format!(":{long}"),
+            KeyError::InvalidId(String::new()),
+        ),
+    ];
+    for (name, value, want) in cases {
+        set(name, value);
+        let got = Keyring::from_env(name).unwrap_err();
+        assert_eq!(&got, want, "{name}");
+        assert!(
+            !got.to_string().contains(&long),
+            "{name}: key material in {got}"
+        );
+    }
+}
