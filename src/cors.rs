@@ -20,21 +20,28 @@ pub(crate) fn apply(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
     if let Some(origin) = origin {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
-        if !lists(headers, &ACCESS_CONTROL_EXPOSE_HEADERS, b"amp-redirect-to") {
+        // With credentials, `*` in Expose-Headers is a literal name, not a wildcard (Fetch).
+        if !lists(
+            headers,
+            &ACCESS_CONTROL_EXPOSE_HEADERS,
+            b"amp-redirect-to",
+            false,
+        ) {
             headers.append(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
         }
     }
-    if !lists(headers, &VARY, b"origin") {
+    if !lists(headers, &VARY, b"origin", true) {
         headers.append(VARY, ORIGIN);
     }
 }
 
-/// Whether a comma-separated header already names `token` (or `*`).
-fn lists(headers: &HeaderMap, name: &http::HeaderName, token: &[u8]) -> bool {
+/// Whether a comma-separated header already names `token` (or `*`, where `star` says it
+/// is a wildcard).
+fn lists(headers: &HeaderMap, name: &http::HeaderName, token: &[u8], star: bool) -> bool {
     headers.get_all(name).iter().any(|v| {
         v.as_bytes().split(|&b| b == b',').any(|t| {
             let t = t.trim_ascii();
-            t == b"*" || t.eq_ignore_ascii_case(token)
+            (star && t == b"*") || t.eq_ignore_ascii_case(token)
         })
     })
 }
@@ -50,6 +57,8 @@ mod tests {
         let rows: &[(&[&str], &[&str], bool, &[&str], &[&str])] = &[
             (&[], &[], true, &["Origin"], &["AMP-Redirect-To"]),
             (&[], &[], false, &["Origin"], &[]),
+            // `*` is no wildcard on a credentialed answer: AMP-Redirect-To is still listed.
+            (&[], &["*"], true, &["Origin"], &["*", "AMP-Redirect-To"]),
             (
                 &["Accept-Encoding"],
                 &[],

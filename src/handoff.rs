@@ -67,6 +67,8 @@ where
             tracing::debug!(
                 status = rejection.status().as_u16(),
                 reason = rejection.reason(),
+                source = classified.source.as_str(),
+                stage = "mint",
                 "amp_session.rejected"
             );
             rejection.json()
@@ -156,7 +158,8 @@ where
     let location = HeaderValue::from_str(&url).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
         method = %change.method,
-        target = %change.target,
+        // The path only: a query may carry personal data.
+        path = %change.target.split('?').next().unwrap_or(""),
         body_len = change.body.len(),
         "amp_session.handoff_minted"
     );
@@ -195,6 +198,8 @@ where
             tracing::debug!(
                 status = rejection.status().as_u16(),
                 reason = rejection.reason(),
+                source = "handoff",
+                stage = "complete",
                 "amp_session.rejected"
             );
             let mut res = rejection.page(&back);

@@ -208,6 +208,7 @@ fn reject<B, ResB, F, E>(
         status = rejection.status().as_u16(),
         reason = rejection.reason(),
         source = classified.source.as_str(),
+        stage = "request",
         "amp_session.rejected"
     );
     let wants_json = classified.cors_origin.is_some()

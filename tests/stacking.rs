@@ -1,0 +1,615 @@
+//! How this layer stacks with tower-http's `CorsLayer`, `CsrfLayer` and `CompressionLayer`.
+//!
+//! Each test builds one stacking, drives it with `ServiceExt::oneshot`, and says in a comment
+//! which order is right and why. In `ServiceBuilder` terms, "outside" is the layer listed
+//! first: it sees the request first and the response last.
+
+mod common;
+
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use common::{app, builder, path_of, request, Answer, Recorder, CACHE, NAV, PUBLISHER};
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::csrf::{CsrfLayer, ProtectionError, ProtectionErrorKind};
+
+const FOREIGN: &str = "https://evil.example";
+const URLENCODED: &str = "application/x-www-form-urlencoded";
+const ADD: &str = "/cart/add?__amp_source_origin=https%3A%2F%2Fshop.example";
+
+/// Sends one request through any stacking and reads the whole answer.
+async fn send<S, B>(svc: S, req: Request<Full<Bytes>>) -> Answer
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let res = svc.oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        rejection: parts.extensions.get().copied(),
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A session cookie for the tests that need one: issued by the layer on a first GET.
+async fn session_cookie() -> String {
+    let svc = builder()
+        .build()
+        .unwrap()
+        .layer(app(&Recorder::default(), StatusCode::OK, &[]));
+    let a = send(svc, request("GET", "/", &[], "")).await;
+    a.session_cookie().unwrap()
+}
+
+/// Every value of `name`, split on commas and lowercased: what a browser would combine.
+fn tokens(a: &Answer, name: &str) -> Vec<String> {
+    a.all(name)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) CorsLayer
+// ---------------------------------------------------------------------------------------
+
+/// Right order: THIS LAYER OUTSIDE, `CorsLayer` inside (or only on non-AMP routes).
+///
+/// This layer writes the AMP CORS headers last, so they win: `Access-Control-Allow-Origin`
+/// is set (not appended) to the exact allowed origin, credentials are allowed, and
+/// `AMP-Redirect-To` is exposed. A `CorsLayer` inside still answers the origins this layer
+/// does not know (a public JSON API) with its own policy, untouched.
+#[tokio::test]
+async fn cors_inside_this_layer_amp_headers_win() {
+    let rec = Recorder::default();
+    let amp = builder().build().unwrap();
+    // A permissive CorsLayer for a public API on the same app.
+    let svc = ServiceBuilder::new()
+        .layer(amp)
+        .layer(CorsLayer::permissive())
+        .service(app(&rec, StatusCode::OK, &[]));
+    let cookie = session_cookie().await;
+
+    // (what, request, expected Allow-Origin values, expected Allow-Credentials values)
+    type Row<'a> = (&'a str, Request<Full<Bytes>>, &'a [&'a str], &'a [&'a str]);
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "cache GET with the cookie",
+            request(
+                "GET",
+                "/cart.json",
+                &[("origin", CACHE), ("cookie", &cookie)],
+                "",
+            ),
+            &[CACHE],
+            &["true"],
+        ),
+        (
+            "cache POST with the cookie (reaches the app)",
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", CACHE),
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1&quantity=1",
+            ),
+            &[CACHE],
+            &["true"],
+        ),
+        (
+            "cookieless cache POST (the mint answer)",
+            request(
+                "POST",
+                ADD,
+                &[("origin", CACHE), ("content-type", URLENCODED)],
+                "product_id=1&quantity=1",
+            ),
+            &[CACHE],
+            &["true"],
+        ),
+        (
+            "same-origin POST",
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", PUBLISHER),
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1&quantity=1",
+            ),
+            &[PUBLISHER],
+            &["true"],
+        ),
+        (
+            // Not an AMP origin: CorsLayer's own public policy, no credentials.
+            "foreign GET",
+            request("GET", "/api/products", &[("origin", FOREIGN)], ""),
+            &["*"],
+            &[],
+        ),
+    ];
+    for (what, req, allow_origin, allow_credentials) in rows {
+        let a = send(svc.clone(), req).await;
+        assert!(a.status.is_success(), "{what}: {} {}", a.status, a.body);
+        assert_eq!(a.all("access-control-allow-origin"), allow_origin, "{what}");
+        assert_eq!(
+            a.all("access-control-allow-credentials"),
+            allow_credentials,
+            "{what}"
+        );
+        // `Vary: Origin` once, whoever wrote it.
+        let vary = tokens(&a, "vary");
+        assert_eq!(
+            vary.iter().filter(|t| *t == "origin").count(),
+            1,
+            "{what}: {vary:?}"
+        );
+    }
+}
+
+/// BUG: with a `CorsLayer` that exposes `*` inside, the app's own `AMP-Redirect-To` (e.g.
+/// "added, go to the cart") is not exposed to amp-form on the cache. In credentialed CORS,
+/// which this layer always answers, `Access-Control-Expose-Headers: *` is the literal header
+/// name `*`, not a wildcard (Fetch standard), but the layer treats `*` as already listing
+/// `AMP-Redirect-To` and adds nothing.
+#[tokio::test]
+async fn cors_inside_this_layer_app_redirect_is_exposed() {
+    let amp = builder().build().unwrap();
+    let redirect: &'static [(&str, &str)] = &[("amp-redirect-to", "https://shop.example/cart")];
+    let svc = ServiceBuilder::new()
+        .layer(amp)
+        .layer(CorsLayer::permissive())
+        .service(app(&Recorder::default(), StatusCode::OK, redirect));
+    let cookie = session_cookie().await;
+    let headers = [
+        ("origin", CACHE),
+        ("cookie", cookie.as_str()),
+        ("content-type", URLENCODED),
+    ];
+    let a = send(
+        svc,
+        request("POST", ADD, &headers, "product_id=1&quantity=1"),
+    )
+    .await;
+    assert_eq!(
+        a.header("amp-redirect-to"),
+        Some("https://shop.example/cart")
+    );
+    assert_eq!(a.header("access-control-allow-credentials"), Some("true"));
+    assert!(
+        tokens(&a, "access-control-expose-headers").contains(&"amp-redirect-to".to_owned()),
+        "{:?}",
+        a.all("access-control-expose-headers")
+    );
+}
+
+/// Wrong order: `CorsLayer` OUTSIDE this layer. tower-http's `CorsLayer` writes its headers
+/// with `HeaderMap::extend`, which REPLACES what this layer wrote (only `Vary` is appended):
+///
+/// - `CorsLayer::permissive()`: `Access-Control-Allow-Origin: *` next to this layer's
+///   `Access-Control-Allow-Credentials: true`, which browsers refuse for a credentialed
+///   request (amp-form always sends credentials), and `Expose-Headers: *`, which hides
+///   `AMP-Redirect-To`: every handoff fails silently on the cache.
+/// - an exact list with credentials and `expose_headers([...])`: the origin is right, but
+///   the expose list replaces `AMP-Redirect-To` unless you repeat it there.
+#[tokio::test]
+async fn cors_outside_this_layer_breaks_the_handoff() {
+    let mint = || {
+        request(
+            "POST",
+            ADD,
+            &[("origin", CACHE), ("content-type", URLENCODED)],
+            "product_id=1&quantity=1",
+        )
+    };
+    let listed = CorsLayer::new()
+        .allow_origin(AllowOrigin::list([CACHE.parse().unwrap()]))
+        .allow_credentials(true)
+        .expose_headers([http::HeaderName::from_static("x-request-id")]);
+
+    // (CorsLayer outside, expected Allow-Origin, expected Expose-Headers)
+    let rows: [(&str, CorsLayer, &[&str], &[&str]); 2] = [
+        ("permissive", CorsLayer::permissive(), &["*"], &["*"]),
+        ("exact list", listed, &[CACHE], &["x-request-id"]),
+    ];
+    for (what, cors, allow_origin, expose) in rows {
+        let rec = Recorder::default();
+        let svc = ServiceBuilder::new()
+            .layer(cors)
+            .layer(builder().build().unwrap())
+            .service(app(&rec, StatusCode::OK, &[]));
+        let a = send(svc, mint()).await;
+        assert!(a.header("amp-redirect-to").is_some(), "{what}: minted");
+        assert_eq!(a.all("access-control-allow-origin"), allow_origin, "{what}");
+        // This layer's `true` survives, so `*` + credentials is an invalid pair.
+        assert_eq!(
+            a.all("access-control-allow-credentials"),
+            ["true"],
+            "{what}"
+        );
+        assert_eq!(a.all("access-control-expose-headers"), expose, "{what}");
+        assert!(
+            !tokens(&a, "access-control-expose-headers").contains(&"amp-redirect-to".into()),
+            "{what}: amp-form cannot read AMP-Redirect-To"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) CsrfLayer
+// ---------------------------------------------------------------------------------------
+
+/// Right order: `CsrfLayer` INSIDE this layer, with this publisher's cache origins trusted.
+///
+/// tower-http's `CsrfLayer` (Go 1.25's `CrossOriginProtection`) passes a state-changing
+/// request when `Sec-Fetch-Site` is `same-origin`/`none`, when `Origin` is trusted, or (with
+/// no `Sec-Fetch-Site`) when `Origin`'s host equals `Host`. So:
+///
+/// - a completed handoff passes: the replay drops the navigation's `Sec-Fetch-*` headers and
+///   carries `Origin: <publisher origin>` and the original `Host`;
+/// - a foreign cross-site POST never reaches it: this layer refuses it first (403 with its
+///   own reason), so `CsrfLayer` adds nothing for AMP routes;
+/// - a cache POST that carries the cookie (SameSite=None, third-party cookies allowed) is
+///   cross-site to `CsrfLayer`: trust `AmpSessionLayer::cache_origins()` in it, or it is
+///   refused (and amp-form shows an error). With `SameSite::Lax` no browser sends that
+///   request: every cache change is a handoff.
+///
+/// Outside this layer, `CsrfLayer` would refuse the cookieless cache POST before the mint
+/// (no handoff, and no CORS headers, so amp-form cannot even read the error); see the last
+/// row.
+#[tokio::test]
+async fn csrf_inside_this_layer_passes_handoffs_and_refuses_foreign_posts() {
+    let amp = builder().build().unwrap();
+    let trusting = amp
+        .cache_origins()
+        .try_fold(CsrfLayer::new(), |csrf, origin| {
+            csrf.add_trusted_origin(origin)
+        })
+        .unwrap();
+    let cookie = session_cookie().await;
+    let cross_site = ("sec-fetch-site", "cross-site");
+    let host = ("host", "shop.example");
+
+    // Mint once; each row that completes uses a fresh mint (the nonce is single use).
+    async fn handoff(amp: &tower_amp_session::AmpSessionLayer) -> String {
+        let svc = amp.layer(app(&Recorder::default(), StatusCode::OK, &[]));
+        let headers = [
+            ("origin", CACHE),
+            ("content-type", URLENCODED),
+            ("sec-fetch-site", "cross-site"),
+        ];
+        let a = send(
+            svc,
+            request("POST", ADD, &headers, "product_id=1&quantity=1"),
+        )
+        .await;
+        path_of(a.header("amp-redirect-to").unwrap())
+    }
+
+    enum Refused {
+        No,
+        ByThisLayer,
+        ByCsrf(ProtectionErrorKind),
+    }
+    use Refused::*;
+
+    let strict = CsrfLayer::new();
+    // (what, CsrfLayer inside, request, expected status, refused by whom)
+    type Row<'a> = (
+        &'a str,
+        CsrfLayer,
+        Request<Full<Bytes>>,
+        StatusCode,
+        Refused,
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "completed handoff (cross-site navigation)",
+            strict.clone(),
+            request(
+                "GET",
+                &handoff(&amp).await,
+                &[NAV[0], NAV[1], cross_site, host],
+                "",
+            ),
+            StatusCode::SEE_OTHER,
+            No,
+        ),
+        (
+            "foreign cross-site POST",
+            strict.clone(),
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", FOREIGN),
+                    cross_site,
+                    host,
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1&quantity=1",
+            ),
+            StatusCode::FORBIDDEN,
+            ByThisLayer,
+        ),
+        (
+            "same-origin POST from the publisher's page",
+            strict.clone(),
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", PUBLISHER),
+                    ("sec-fetch-site", "same-origin"),
+                    host,
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1&quantity=1",
+            ),
+            StatusCode::OK,
+            No,
+        ),
+        (
+            "cache POST with the cookie, caches not trusted",
+            strict.clone(),
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", CACHE),
+                    cross_site,
+                    host,
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1&quantity=1",
+            ),
+            StatusCode::FORBIDDEN,
+            ByCsrf(ProtectionErrorKind::CrossOriginRequest),
+        ),
+        (
+            "cache POST with the cookie, caches trusted",
+            trusting.clone(),
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", CACHE),
+                    cross_site,
+                    host,
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1&quantity=1",
+            ),
+            StatusCode::OK,
+            No,
+        ),
+    ];
+    for (what, csrf, req, status, refused) in rows {
+        let rec = Recorder::default();
+        let svc = ServiceBuilder::new()
+            .layer(amp.clone())
+            .layer(csrf)
+            .service(app(&rec, StatusCode::OK, &[]));
+        let res = svc.oneshot(req).await.unwrap();
+        let protection = res.extensions().get::<ProtectionError>().map(|e| e.kind());
+        let rejection = res
+            .extensions()
+            .get::<tower_amp_session::Rejection>()
+            .copied();
+        assert_eq!(res.status(), status, "{what}");
+        match refused {
+            No => {
+                assert_eq!(rec.count(), 1, "{what}: the app applied it");
+                assert!(protection.is_none() && rejection.is_none(), "{what}");
+            }
+            ByThisLayer => {
+                assert_eq!(rec.count(), 0, "{what}");
+                assert!(rejection.is_some() && protection.is_none(), "{what}");
+            }
+            ByCsrf(kind) => {
+                assert_eq!(rec.count(), 0, "{what}");
+                assert_eq!(protection, Some(kind), "{what}");
+                // This layer still answers CORS, so amp-form can read the refusal.
+                assert_eq!(res.headers()["access-control-allow-origin"], CACHE);
+            }
+        }
+        if what.starts_with("completed") {
+            assert_eq!(rec.seen()[0].origin.as_deref(), Some(PUBLISHER));
+        }
+    }
+
+    // Wrong order: CsrfLayer outside refuses the cookieless cache POST before the mint.
+    let svc = ServiceBuilder::new()
+        .layer(CsrfLayer::new())
+        .layer(amp.clone())
+        .service(app(&Recorder::default(), StatusCode::OK, &[]));
+    let headers = [
+        ("origin", CACHE),
+        cross_site,
+        host,
+        ("content-type", URLENCODED),
+    ];
+    let a = send(
+        svc,
+        request("POST", ADD, &headers, "product_id=1&quantity=1"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.header("amp-redirect-to"), None, "no handoff");
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        None,
+        "unreadable on the cache"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// (c) CompressionLayer
+// ---------------------------------------------------------------------------------------
+
+/// Right order: `CompressionLayer` OUTSIDE this layer, so it also compresses this layer's
+/// own answers (rejections, error pages). Either order keeps the headers that matter: this
+/// layer appends `Vary: Origin` and compression appends `Vary: Accept-Encoding`, neither
+/// replaces the other, and compression never touches `AMP-Redirect-To` or `Location`.
+/// Bodies under 32 bytes (the mint's `{}`, the 303's empty body) are left as they are.
+#[tokio::test]
+async fn compression_outside_this_layer() {
+    let big = Bytes::from(format!(
+        "{{\"items\":[{}]}}",
+        "{\"product_id\":1},".repeat(100)
+    ));
+    let app = {
+        let big = big.clone();
+        tower::service_fn(
+            move |_req: Request<tower_amp_session::RequestBody<Full<Bytes>>>| {
+                let big = big.clone();
+                async move {
+                    let mut res = Response::new(Full::new(big));
+                    res.headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
+                    Ok::<_, std::convert::Infallible>(res)
+                }
+            },
+        )
+    };
+    let amp = builder().build().unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(CompressionLayer::new())
+        .layer(amp)
+        .service(app);
+    let cookie = session_cookie().await;
+    let gzip = ("accept-encoding", "gzip");
+
+    let minted = send(
+        svc.clone(),
+        request(
+            "POST",
+            ADD,
+            &[("origin", CACHE), ("content-type", URLENCODED), gzip],
+            "product_id=1&quantity=1",
+        ),
+    )
+    .await;
+    let handoff = path_of(
+        minted
+            .header("amp-redirect-to")
+            .expect("AMP-Redirect-To survives"),
+    );
+
+    // (what, request, compressed?, expected Vary tokens, header that must survive)
+    type Row<'a> = (
+        &'a str,
+        Request<Full<Bytes>>,
+        bool,
+        &'a [&'a str],
+        Option<&'a str>,
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "app answer to the cache, gzip accepted",
+            request(
+                "GET",
+                "/cart.json",
+                &[("origin", CACHE), ("cookie", &cookie), gzip],
+                "",
+            ),
+            true,
+            &["origin", "accept-encoding"],
+            Some("access-control-allow-origin"),
+        ),
+        (
+            "app answer, gzip not accepted",
+            request(
+                "GET",
+                "/cart.json",
+                &[("origin", CACHE), ("cookie", &cookie)],
+                "",
+            ),
+            false,
+            // The answer could have been compressed, so it still varies on Accept-Encoding.
+            &["origin", "accept-encoding"],
+            Some("access-control-allow-origin"),
+        ),
+        (
+            "this layer's own 403",
+            request(
+                "POST",
+                ADD,
+                &[("origin", FOREIGN), ("content-type", URLENCODED), gzip],
+                "product_id=1&quantity=1",
+            ),
+            true,
+            &["origin", "accept-encoding"],
+            None,
+        ),
+        (
+            "bad handoff token (HTML page)",
+            request(
+                "GET",
+                "/_amp/handoff?token=AAAA",
+                &[NAV[0], NAV[1], gzip],
+                "",
+            ),
+            true,
+            &["accept-encoding"],
+            None,
+        ),
+        (
+            "completed handoff (303, empty body)",
+            request("GET", &handoff, &[NAV[0], NAV[1], gzip], ""),
+            false,
+            &[],
+            Some("location"),
+        ),
+    ];
+    for (what, req, compressed, vary, kept) in rows {
+        let res = svc.clone().oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        let encoding = parts.headers.get("content-encoding");
+        let got_vary: Vec<String> = parts
+            .headers
+            .get_all("vary")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap().split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect();
+        assert_eq!(got_vary, vary, "{what}");
+        if compressed {
+            assert_eq!(encoding.map(|v| v.as_bytes()), Some(&b"gzip"[..]), "{what}");
+            assert_eq!(&body[..2], [0x1f, 0x8b], "{what}: gzip magic");
+        } else {
+            assert!(encoding.is_none(), "{what}");
+        }
+        if let Some(name) = kept {
+            assert!(parts.headers.contains_key(name), "{what}: {name} kept");
+        }
+    }
+
+    // The mint's own answer: too small to compress, AMP-Redirect-To and CORS intact.
+    assert_eq!(minted.header("content-encoding"), None);
+    assert_eq!(minted.body, "{}");
+    assert_eq!(minted.header("access-control-allow-origin"), Some(CACHE));
+    assert!(tokens(&minted, "access-control-expose-headers").contains(&"amp-redirect-to".into()));
+    assert_eq!(tokens(&minted, "vary"), ["origin"]);
+}
