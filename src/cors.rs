@@ -4,11 +4,12 @@
 //! allowed, and `AMP-Redirect-To` is exposed (without it amp-form cannot read the header on
 //! the cache: the classic "works on origin, silent on the cache" bug).
 
+use http::header::Entry;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS,
     VARY,
 };
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const EXPOSE: HeaderValue = HeaderValue::from_static("AMP-Redirect-To");
@@ -21,28 +22,44 @@ pub(crate) fn apply(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
         // With credentials, `*` in Expose-Headers is a literal name, not a wildcard (Fetch).
-        if !lists(
+        add_token(
             headers,
-            &ACCESS_CONTROL_EXPOSE_HEADERS,
+            ACCESS_CONTROL_EXPOSE_HEADERS,
             b"amp-redirect-to",
             false,
-        ) {
-            headers.append(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
-        }
+            EXPOSE,
+        );
     }
-    if !lists(headers, &VARY, b"origin", true) {
-        headers.append(VARY, ORIGIN);
+    add_token(headers, VARY, b"origin", true, ORIGIN);
+}
+
+/// Appends `value` to the comma-separated header `name` unless it already names `token`
+/// (or `*`, where `star` says it is a wildcard). One hash lookup for the usual case, an
+/// answer without the header.
+fn add_token(
+    headers: &mut HeaderMap,
+    name: HeaderName,
+    token: &[u8],
+    star: bool,
+    value: HeaderValue,
+) {
+    match headers.entry(name) {
+        Entry::Vacant(v) => {
+            v.insert(value);
+        }
+        Entry::Occupied(mut o) => {
+            if !o.iter().any(|v| lists(v, token, star)) {
+                o.append(value);
+            }
+        }
     }
 }
 
-/// Whether a comma-separated header already names `token` (or `*`, where `star` says it
-/// is a wildcard).
-fn lists(headers: &HeaderMap, name: &http::HeaderName, token: &[u8], star: bool) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes().split(|&b| b == b',').any(|t| {
-            let t = t.trim_ascii();
-            (star && t == b"*") || t.eq_ignore_ascii_case(token)
-        })
+/// Whether one comma-separated header value names `token` (or `*` when `star`).
+fn lists(value: &HeaderValue, token: &[u8], star: bool) -> bool {
+    value.as_bytes().split(|&b| b == b',').any(|t| {
+        let t = t.trim_ascii();
+        (star && t == b"*") || t.eq_ignore_ascii_case(token)
     })
 }
 

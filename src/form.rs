@@ -48,34 +48,36 @@ pub(crate) async fn capture(
         FormKind::Empty if body.is_empty() => Ok((FormEncoding::Empty, body)),
         FormKind::Empty => Err(reasons::UNSUPPORTED_FORM),
         FormKind::UrlEncoded => Ok((FormEncoding::UrlEncoded, body)),
-        FormKind::Multipart { boundary } => {
-            let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
-            let mut multipart = multer::Multipart::new(stream, boundary);
-            // The serializer is not `Send`: collect first, serialize after the last await.
-            let mut fields: Vec<(String, String)> = Vec::new();
-            while let Some(field) = multipart
-                .next_field()
-                .await
-                .map_err(|_| reasons::BAD_MULTIPART)?
-            {
-                if field.file_name().is_some() {
-                    return Err(reasons::FILE_PART);
-                }
-                if fields.len() >= MAX_FIELDS {
-                    return Err(reasons::BODY_TOO_LARGE);
-                }
-                let name = field.name().ok_or(reasons::BAD_MULTIPART)?.to_owned();
-                let value = field.bytes().await.map_err(|_| reasons::BAD_MULTIPART)?;
-                // amp-form sends UTF-8; anything else would not survive as a text field.
-                let value =
-                    String::from_utf8(value.to_vec()).map_err(|_| reasons::BAD_MULTIPART)?;
-                fields.push((name, value));
-            }
-            let mut out = form_urlencoded::Serializer::new(String::new());
-            out.extend_pairs(&fields);
-            Ok((FormEncoding::Multipart, Bytes::from(out.finish())))
-        }
+        FormKind::Multipart { boundary } => capture_multer(boundary, body).await,
     }
+}
+
+/// Reads the text fields of a multipart body with `multer`; files and non-UTF-8 values are refused.
+async fn capture_multer(boundary: String, body: Bytes) -> Result<(FormEncoding, Bytes), Rejection> {
+    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    // The serializer is not `Send`: collect first, serialize after the last await.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| reasons::BAD_MULTIPART)?
+    {
+        if field.file_name().is_some() {
+            return Err(reasons::FILE_PART);
+        }
+        if fields.len() >= MAX_FIELDS {
+            return Err(reasons::BODY_TOO_LARGE);
+        }
+        let name = field.name().ok_or(reasons::BAD_MULTIPART)?.to_owned();
+        let value = field.bytes().await.map_err(|_| reasons::BAD_MULTIPART)?;
+        // amp-form sends UTF-8; anything else would not survive as a text field.
+        let value = String::from_utf8(value.to_vec()).map_err(|_| reasons::BAD_MULTIPART)?;
+        fields.push((name, value));
+    }
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    out.extend_pairs(&fields);
+    Ok((FormEncoding::Multipart, Bytes::from(out.finish())))
 }
 
 /// Rebuilds the body and `Content-Type` of the replayed request.
@@ -93,11 +95,21 @@ pub(crate) fn rebuild(
             body.clone(),
         ),
         FormEncoding::Multipart => {
-            let boundary = format!("amp-handoff-{}", data_encoding::HEXLOWER.encode(nonce));
-            let mut out = String::with_capacity(body.len() * 2 + 64);
+            const CT_PREFIX: &str = "multipart/form-data; boundary=";
+            // The Content-Type is built once; the boundary is its tail.
+            let mut ct = String::with_capacity(CT_PREFIX.len() + 12 + 2 * nonce.len());
+            ct.push_str(CT_PREFIX);
+            ct.push_str("amp-handoff-");
+            data_encoding::HEXLOWER.encode_append(nonce, &mut ct);
+            let boundary = &ct[CT_PREFIX.len()..];
+            // Framing per field: "--", boundary, the header line, blank line, CRLF.
+            let fields = 1 + body.iter().filter(|&&b| b == b'&').count();
+            let mut out = String::with_capacity(
+                body.len() + fields * (boundary.len() + 50) + boundary.len() + 8,
+            );
             for (name, value) in form_urlencoded::parse(body) {
                 out.push_str("--");
-                out.push_str(&boundary);
+                out.push_str(boundary);
                 out.push_str("\r\nContent-Disposition: form-data; name=\"");
                 // The HTML spec's multipart escaping of names.
                 for c in name.chars() {
@@ -113,10 +125,9 @@ pub(crate) fn rebuild(
                 out.push_str("\r\n");
             }
             out.push_str("--");
-            out.push_str(&boundary);
+            out.push_str(boundary);
             out.push_str("--\r\n");
-            let ct =
-                HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}")).ok();
+            let ct = HeaderValue::from_maybe_shared(Bytes::from(ct)).ok();
             (ct, Bytes::from(out))
         }
     }

@@ -151,11 +151,22 @@ where
         nonce,
     )
     .map_err(|_| reasons::BODY_TOO_LARGE)?;
-    let url = format!(
-        "{}{}?{}={}",
-        publisher.origin, config.handoff_path, TOKEN_PARAM, token
+    let mut url = String::with_capacity(
+        publisher.origin.len() + config.handoff_path.len() + TOKEN_PARAM.len() + 2 + token.len(),
     );
-    let location = HeaderValue::from_str(&url).map_err(|_| reasons::BODY_TOO_LARGE)?;
+    for part in [
+        &*publisher.origin,
+        &*config.handoff_path,
+        "?",
+        TOKEN_PARAM,
+        "=",
+        &token,
+    ] {
+        url.push_str(part);
+    }
+    // One allocation: the header takes the string's buffer.
+    let location =
+        HeaderValue::from_maybe_shared(Bytes::from(url)).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
         method = %change.method,
         // The path only: a query may carry personal data.

@@ -234,8 +234,12 @@ pub fn return_path_from_referer(
         let scheme = publisher_origin.scheme();
         // Parsing `scheme://host/` compares the way origins compare: case,
         // default ports and IDNA are normalized by the URL parser.
-        let in_path = Url::parse(&format!("{scheme}://{host}/")).ok()?;
-        if in_path.origin() != publisher_origin.origin() {
+        // The usual case, the publisher's host as written, needs no second parse.
+        let same = publisher_origin.port().is_none() && publisher_origin.host_str() == Some(host);
+        if !same
+            && Url::parse(&format!("{scheme}://{host}/")).ok()?.origin()
+                != publisher_origin.origin()
+        {
             return None;
         }
         if rest.is_empty() {

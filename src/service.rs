@@ -190,9 +190,8 @@ where
 fn has_cookie(headers: &http::HeaderMap, name: &str) -> bool {
     headers.get_all(http::header::COOKIE).iter().any(|v| {
         v.to_str().is_ok_and(|text| {
-            cookie::Cookie::split_parse(text)
-                .flatten()
-                .any(|c| c.name() == name && !c.value().is_empty())
+            crate::session::cookie_pairs(text.as_bytes())
+                .any(|(n, v)| n == name.as_bytes() && !v.is_empty())
         })
     })
 }

@@ -15,6 +15,18 @@ const ID_BYTES: usize = 16;
 /// Length of a session ID's text: base64url of 16 bytes, unpadded.
 const ID_LEN: usize = 22;
 
+/// The value of each base64url character; 0xff for bytes outside the alphabet.
+const B64URL: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// An opaque session identifier: 128 bits from a CSPRNG, as 22 URL-safe characters.
 ///
 /// The library does not store session data; key your own store by [`SessionId::as_str`].
@@ -49,13 +61,19 @@ impl SessionId {
     /// Parses an ID as it appears in the cookie; `None` unless it is exactly what
     /// [`SessionId::generate`] produces (22 canonical base64url characters).
     pub fn parse(text: &str) -> Option<Self> {
-        let bytes: [u8; ID_LEN] = text.as_bytes().try_into().ok()?;
-        let mut raw = [0u8; ID_BYTES + 2];
-        // Strict decoding also rejects non-zero trailing bits: one ID has one spelling.
-        match URL_SAFE_NO_PAD.decode_slice(bytes, &mut raw) {
-            Ok(ID_BYTES) => Some(SessionId(bytes)),
-            _ => None,
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    pub(crate) fn parse_bytes(text: &[u8]) -> Option<Self> {
+        let bytes: [u8; ID_LEN] = text.try_into().ok()?;
+        // What strict base64url decoding of 22 characters accepts, without decoding: every
+        // character in the alphabet, and the last one's 4 trailing bits zero (16 bytes use
+        // only 2 bits of it), so one ID has one spelling.
+        let mut ok = true;
+        for &b in &bytes {
+            ok &= B64URL[b as usize] != 0xff;
         }
+        (ok && B64URL[bytes[ID_LEN - 1] as usize] & 0x0f == 0).then_some(SessionId(bytes))
     }
 
     /// The ID as text (ASCII, URL-safe).
@@ -143,16 +161,19 @@ pub(crate) enum CookieState {
 pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
     let mut found: Option<SessionId> = None;
     for value in headers.get_all(COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        // Fast skip: most requests carry other cookies only.
-        if !text.contains(name) {
+        let bytes = value.as_bytes();
+        // `HeaderValue::to_str`'s test (visible ASCII, space, tab), branch-free so it
+        // vectorizes: a header that fails it is skipped whole, as before.
+        if !bytes.iter().fold(true, |ok, &b| {
+            ok & (b == b'\t' || (0x20..0x7f).contains(&b))
+        }) {
             continue;
         }
-        for (cookie_name, value) in cookie_pairs(text) {
-            if cookie_name != name {
+        for (cookie_name, value) in cookie_pairs(bytes) {
+            if cookie_name != name.as_bytes() {
                 continue;
             }
-            let Some(id) = SessionId::parse(value) else {
+            let Some(id) = SessionId::parse_bytes(value) else {
                 continue;
             };
             match found {
@@ -173,11 +194,15 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
 /// `;`-separated, each pair and each side of its first `=` trimmed, pairs without `=` or with
 /// an empty name skipped. Hand-written because the crate's `Cookie` is a large struct (dates,
 /// attributes) that is built and moved for every pair: most of the cost of reading a header.
-pub(crate) fn cookie_pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.split(';').filter_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        let name = name.trim();
-        (!name.is_empty()).then(|| (name, value.trim()))
+///
+/// `text` is a header value that passed [`HeaderValue::to_str`] (visible ASCII, space, tab),
+/// where ASCII trimming is the crate's Unicode trimming.
+pub(crate) fn cookie_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    text.split(|&b| b == b';').filter_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let name = pair[..eq].trim_ascii();
+        (!name.is_empty()).then(|| (name, pair[eq + 1..].trim_ascii()))
     })
 }
 
@@ -299,7 +324,14 @@ mod tests {
             "a=1 2 ; b",
         ];
         for text in rows {
-            let ours: Vec<(&str, &str)> = cookie_pairs(text).collect();
+            let ours: Vec<(&str, &str)> = cookie_pairs(text.as_bytes())
+                .map(|(n, v)| {
+                    (
+                        std::str::from_utf8(n).unwrap(),
+                        std::str::from_utf8(v).unwrap(),
+                    )
+                })
+                .collect();
             let theirs: Vec<(String, String)> = cookie::Cookie::split_parse(text)
                 .flatten()
                 .map(|c| (c.name().to_owned(), c.value().to_owned()))
@@ -315,14 +347,41 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn cookie_pairs_agree_with_the_cookie_crate(text in "[ab;= \t\"%]{0,40}|[ -~\t]{0,80}") {
-            let ours: Vec<(String, String)> =
-                cookie_pairs(&text).map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            let ours: Vec<(String, String)> = cookie_pairs(text.as_bytes())
+                .map(|(n, v)| (String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+                .collect();
             let theirs: Vec<(String, String)> = cookie::Cookie::split_parse(text.as_str())
                 .flatten()
                 .map(|c| (c.name().to_owned(), c.value().to_owned()))
                 .collect();
             proptest::prop_assert_eq!(ours, theirs);
         }
+    }
+
+    proptest::proptest! {
+        /// The table check accepts exactly what strict base64url decoding to 16 bytes does.
+        #[test]
+        fn parse_agrees_with_strict_base64(text in "[A-Za-z0-9_=+/.-]{22}|[A-Za-z0-9_-]{21}[AQgw]|[A-Za-z0-9_-]{21,23}") {
+            let mut raw = [0u8; 24];
+            let strict = text.len() == ID_LEN
+                && URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut raw) == Ok(ID_BYTES);
+            proptest::prop_assert_eq!(SessionId::parse(&text).is_some(), strict);
+        }
+    }
+
+    #[test]
+    fn headers_with_non_ascii_bytes_are_skipped_whole() {
+        let id = SessionId::generate();
+        let mut h = HeaderMap::new();
+        let mut bad = format!("s={}; x=", id.as_str()).into_bytes();
+        bad.push(0xe9);
+        h.append(COOKIE, HeaderValue::from_bytes(&bad).unwrap());
+        assert_eq!(read_cookie(&h, "s"), CookieState::Absent);
+        h.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("s={}", id.as_str())).unwrap(),
+        );
+        assert_eq!(read_cookie(&h, "s"), CookieState::Valid(id));
     }
 
     #[test]

@@ -14,7 +14,10 @@ async fn mint_to(svc: &mut Svc, target: &str) -> String {
         request(
             "POST",
             target,
-            &[("origin", CACHE), ("content-type", "application/x-www-form-urlencoded")],
+            &[
+                ("origin", CACHE),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
             "confirm=1",
         ),
     )
@@ -38,10 +41,18 @@ async fn sensitive_route_asks_first_and_applies_on_the_confirmation_post() {
     for _ in 0..2 {
         let page = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
         assert_eq!(page.status, StatusCode::OK);
-        assert!(page.body.contains("<form method=\"post\" action=\"/_amp/handoff\">"), "{}", page.body);
+        assert!(
+            page.body
+                .contains("<form method=\"post\" action=\"/_amp/handoff\">"),
+            "{}",
+            page.body
+        );
         assert!(page.body.contains(&token_of(&handoff)));
         assert_eq!(page.header("x-frame-options"), Some("DENY"));
-        assert!(page.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+        assert!(page
+            .header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
         assert_eq!(page.header("cache-control"), Some("no-store"));
         assert_eq!(rec.count(), 0);
     }
@@ -53,14 +64,22 @@ async fn sensitive_route_asks_first_and_applies_on_the_confirmation_post() {
         ("sec-fetch-mode", "navigate"),
         ("sec-fetch-dest", "document"),
     ];
-    let a = send(&mut svc, request("POST", "/_amp/handoff", &confirm_headers, &form)).await;
+    let a = send(
+        &mut svc,
+        request("POST", "/_amp/handoff", &confirm_headers, &form),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert!(a.session_cookie().is_some());
     assert_eq!(rec.count(), 1);
     assert_eq!(rec.seen()[0].uri, "/checkout/pay");
 
     // Submitting the confirmation twice applies once.
-    let again = send(&mut svc, request("POST", "/_amp/handoff", &confirm_headers, &form)).await;
+    let again = send(
+        &mut svc,
+        request("POST", "/_amp/handoff", &confirm_headers, &form),
+    )
+    .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
     assert_eq!(rec.count(), 1);
 }
@@ -74,13 +93,48 @@ async fn confirmation_post_refusals() {
     let form = format!("token={}", token_of(&handoff));
     let ct = ("content-type", "application/x-www-form-urlencoded");
     let rows: Vec<(&str, Vec<(&str, &str)>, String, StatusCode)> = vec![
-        ("from the cache's page", vec![("origin", CACHE), ct], form.clone(), StatusCode::FORBIDDEN),
-        ("from a foreign page", vec![("origin", "https://evil.example"), ct], form.clone(), StatusCode::FORBIDDEN),
-        ("without Origin", vec![ct], form.clone(), StatusCode::FORBIDDEN),
-        ("as fetch()", vec![("origin", PUBLISHER), ct, ("sec-fetch-mode", "cors")], form.clone(), StatusCode::FORBIDDEN),
-        ("as JSON", vec![("origin", PUBLISHER), ("content-type", "application/json")], form.clone(), StatusCode::BAD_REQUEST),
-        ("without a token", vec![("origin", PUBLISHER), ct], "x=1".into(), StatusCode::BAD_REQUEST),
-        ("with a forged token", vec![("origin", PUBLISHER), ct], "token=AAAA".into(), StatusCode::BAD_REQUEST),
+        (
+            "from the cache's page",
+            vec![("origin", CACHE), ct],
+            form.clone(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "from a foreign page",
+            vec![("origin", "https://evil.example"), ct],
+            form.clone(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "without Origin",
+            vec![ct],
+            form.clone(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "as fetch()",
+            vec![("origin", PUBLISHER), ct, ("sec-fetch-mode", "cors")],
+            form.clone(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "as JSON",
+            vec![("origin", PUBLISHER), ("content-type", "application/json")],
+            form.clone(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "without a token",
+            vec![("origin", PUBLISHER), ct],
+            "x=1".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "with a forged token",
+            vec![("origin", PUBLISHER), ct],
+            "token=AAAA".into(),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (name, headers, body, want) in rows {
         let a = send(&mut svc, request("POST", "/_amp/handoff", &headers, &body)).await;
@@ -92,7 +146,11 @@ async fn confirmation_post_refusals() {
 #[tokio::test]
 async fn sensitive_path_matching() {
     let rec = Recorder::default();
-    let layer = builder().sensitive_path("/checkout/").sensitive_path("/account/delete").build().unwrap();
+    let layer = builder()
+        .sensitive_path("/checkout/")
+        .sensitive_path("/account/delete")
+        .build()
+        .unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
     // (target, asks for confirmation?)
     let rows = [

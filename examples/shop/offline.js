@@ -5,8 +5,16 @@
 // AMP-NOTES.md "amp-form") for the one thing the shop needs: submit a form[action-xhr]
 // and follow AMP-Redirect-To. It is not the AMP runtime: no validation UI, no analytics,
 // and its "templates" only substitute {{name}} with a top-level field of the JSON answer.
+//
+// What it did is appended to `window.__ampFormLog` (submit, response, redirect or why not,
+// done), so that tests/browser.rs can check each rule in a real browser.
 (function () {
   'use strict';
+
+  var log = window.__ampFormLog = window.__ampFormLog || [];
+  function record(entry) {
+    log.push(entry);
+  }
 
   // The AMP boilerplate CSS hides <body> until the runtime starts; we are the runtime here.
   function reveal() {
@@ -66,17 +74,24 @@
     out.textContent = text.trim(); // text, never HTML: the answer is data
   }
 
+  function refuseRedirect(reason, value) {
+    console.error('amp-form: AMP-Redirect-To ' + reason + ':', value);
+    record({ type: 'redirect-refused', reason: reason, value: value });
+  }
+
   // maybeHandleRedirect_: runs after success AND after error answers.
   function maybeRedirect(form, response) {
     // Cross-origin, this is readable only when the server lists the header in
-    // Access-Control-Expose-Headers ("works on origin, silent on the cache").
+    // Access-Control-Expose-Headers ("works on origin, silent on the cache"): an unexposed
+    // header looks exactly like no header.
     var value = response.headers.get('AMP-Redirect-To');
     if (!value) {
-      return false;
+      record({ type: 'no-redirect' });
+      return;
     }
     if ((form.getAttribute('target') || '_top') === '_blank') {
-      console.error('amp-form: AMP-Redirect-To needs target=_top, not _blank');
-      return false;
+      refuseRedirect('needs target=_top, not _blank', value);
+      return;
     }
     var url;
     try {
@@ -84,12 +99,17 @@
     } catch (e) {
       url = null;
     }
-    if (!url || !/^https?:$/.test(url.protocol) || !isSecureUrl(url)) {
-      console.error('amp-form: AMP-Redirect-To must be an absolute https URL, got', value);
-      return false;
+    if (!url || !/^https?:$/.test(url.protocol)) {
+      refuseRedirect('must be an absolute http(s) URL', value);
+      return;
     }
+    if (!isSecureUrl(url)) {
+      refuseRedirect('must be https (or a localhost name)', value);
+      return;
+    }
+    record({ type: 'redirect', url: url.href });
+    // The top window: in an AMP viewer the page is in an iframe.
     window.top.location.href = url.href;
-    return true;
   }
 
   function submit(form) {
@@ -103,30 +123,46 @@
       credentials: 'include', // the origin's cookie goes along when the browser allows it
       headers: { 'Accept': 'application/json' },
     };
+    var encoding;
     if (method === 'GET' || method === 'HEAD') {
+      encoding = 'query';
       data.forEach(function (value, key) {
         action.searchParams.append(key, value);
       });
     } else {
       var enctype = (form.getAttribute('enctype') || '').toLowerCase();
-      // FormData is sent as multipart/form-data, amp-form's default encoding.
-      init.body = enctype === 'application/x-www-form-urlencoded' ? new URLSearchParams(data) : data;
+      // FormData is sent as multipart/form-data, amp-form's default encoding; a
+      // URLSearchParams body as application/x-www-form-urlencoded.
+      encoding = enctype === 'application/x-www-form-urlencoded' ? 'urlencoded' : 'multipart';
+      init.body = encoding === 'urlencoded' ? new URLSearchParams(data) : data;
     }
-    // Only when the page and the endpoint share an origin (never from the cache).
-    if (action.origin === location.origin) {
+    // Only when the page and the endpoint share an origin (never from the cache). A custom
+    // header cross-origin would also cost a CORS preflight, which AMP CORS never needs.
+    var sameOrigin = action.origin === location.origin;
+    if (sameOrigin) {
       init.headers['AMP-Same-Origin'] = 'true';
     }
+    record({ type: 'submit', method: method, url: action.href, encoding: encoding,
+      sameOrigin: sameOrigin });
     form.classList.remove('amp-form-submit-success', 'amp-form-submit-error');
     form.classList.add('amp-form-submitting');
     return fetch(action.href, init).then(function (response) {
+      record({ type: 'response', status: response.status });
+      // amp-form leaves the state alone when a 2xx answer is not JSON; the stand-in shows
+      // the template with empty fields instead. Either way the redirect is still handled.
       return response.json().catch(function () {
         return {};
       }).then(function (json) {
-        render(form, response.ok ? 'submit-success' : 'submit-error', json);
+        var state = response.ok ? 'submit-success' : 'submit-error';
+        render(form, state, json);
         maybeRedirect(form, response);
+        record({ type: 'done', state: state });
       });
     }, function (error) {
+      // No answer at all (network error, CORS refusal): nothing to redirect with.
+      record({ type: 'network-error', message: String(error) });
       render(form, 'submit-error', { error: String(error) });
+      record({ type: 'done', state: 'submit-error' });
     });
   }
 
@@ -138,6 +174,13 @@
     event.preventDefault();
     // amp-form ignores submits while one is in flight.
     if (form.classList.contains('amp-form-submitting')) {
+      return;
+    }
+    // amp-form will not take on a form with an input named like the runtime's own
+    // parameters (a user error at set-up); the stand-in refuses to send it.
+    if (form.querySelector('[name=__amp_source_origin],[name=__amp_form_verify]')) {
+      console.error('amp-form: illegal input name __amp_source_origin or __amp_form_verify');
+      record({ type: 'refused', reason: 'illegal input name' });
       return;
     }
     submit(form);

@@ -18,7 +18,10 @@ pub const BING: &str = "https://shop-example.www.bing-amp.com";
 pub const BING_BARE: &str = "https://shop-example.bing-amp.com";
 pub const LOCAL_CACHE: &str = "http://shop-example.cache.localhost:8081";
 pub const OTHER_CACHE: &str = "https://evil-example.cdn.ampproject.org";
-pub const NAV: [(&str, &str); 2] = [("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document")];
+pub const NAV: [(&str, &str); 2] = [
+    ("sec-fetch-mode", "navigate"),
+    ("sec-fetch-dest", "document"),
+];
 
 /// What the app saw of one request.
 #[derive(Debug, Clone)]
@@ -50,14 +53,22 @@ pub type App = tower::util::BoxCloneService<
 >;
 
 /// An app that records every request and answers with `status` and `extra` headers.
-pub fn app(rec: &Recorder, status: StatusCode, extra: &'static [(&'static str, &'static str)]) -> App {
+pub fn app(
+    rec: &Recorder,
+    status: StatusCode,
+    extra: &'static [(&'static str, &'static str)],
+) -> App {
     let rec = rec.clone();
     tower::util::BoxCloneService::new(tower::service_fn(
         move |req: Request<RequestBody<Full<Bytes>>>| {
             let rec = rec.clone();
             async move {
                 let (parts, body) = req.into_parts();
-                let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
                 rec.0.lock().unwrap().push(Seen {
                     method: parts.method.clone(),
                     uri: parts.uri.to_string(),
@@ -67,7 +78,10 @@ pub fn app(rec: &Recorder, status: StatusCode, extra: &'static [(&'static str, &
                         .map(|v| v.to_str().unwrap().to_owned()),
                     body,
                     session: parts.extensions.get::<AmpSession>().copied(),
-                    origin: parts.headers.get("origin").map(|v| v.to_str().unwrap().to_owned()),
+                    origin: parts
+                        .headers
+                        .get("origin")
+                        .map(|v| v.to_str().unwrap().to_owned()),
                 });
                 let mut res = Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
                 *res.status_mut() = status;
@@ -84,7 +98,11 @@ pub fn builder() -> ConfigBuilder {
     AmpSessionLayer::builder()
         .publisher_origin(PUBLISHER)
         .keyring(Keyring::builder().signing("k1", [7u8; 32]))
-        .cache(CacheDomain::custom("cache.localhost").allow_http().port(8081))
+        .cache(
+            CacheDomain::custom("cache.localhost")
+                .allow_http()
+                .port(8081),
+        )
 }
 
 pub type Svc = tower_amp_session::AmpSessionService<App>;
@@ -94,12 +112,18 @@ pub fn service(layer: &AmpSessionLayer, app: App) -> Svc {
 }
 
 /// A request with `headers`, and a body.
-pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Full<Bytes>> {
+pub fn request(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Request<Full<Bytes>> {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.body(Full::new(Bytes::copy_from_slice(body.as_bytes()))).unwrap()
+    req.body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+        .unwrap()
 }
 
 pub struct Answer {
@@ -114,7 +138,11 @@ impl Answer {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.get_all(name).iter().map(|v| v.to_str().unwrap()).collect()
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
     }
     /// `name=value` of the session cookie this answer sets.
     pub fn session_cookie(&self) -> Option<String> {

@@ -6,7 +6,7 @@
 //! [`http`] sends requests to it with the `Host` a browser would send.
 
 // Each test crate uses a different part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod http;
 
