@@ -30,6 +30,10 @@ pub(crate) fn form_kind(headers: &HeaderMap) -> Result<FormKind, Rejection> {
     };
     let essence = ct.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        // The replay is labelled UTF-8: another charset would reach the app as other fields.
+        if !charset_is_utf8(ct) {
+            return Err(reasons::UNSUPPORTED_FORM);
+        }
         Ok(FormKind::UrlEncoded)
     } else if essence.eq_ignore_ascii_case("multipart/form-data") {
         let boundary = multer::parse_boundary(ct).map_err(|_| reasons::BAD_MULTIPART)?;
@@ -63,7 +67,13 @@ async fn capture_multer(boundary: String, body: Bytes) -> Result<(FormEncoding, 
         .await
         .map_err(|_| reasons::BAD_MULTIPART)?
     {
-        if field.file_name().is_some() {
+        // multer stops at a `filename` without `=` (and at `filename*=`) and then reports no
+        // file: look at the header itself too, so a file is never replayed as a text field.
+        let names_a_file = field
+            .headers()
+            .get(http::header::CONTENT_DISPOSITION)
+            .is_some_and(|v| has_filename_param(v.as_bytes()));
+        if field.file_name().is_some() || names_a_file {
             return Err(reasons::FILE_PART);
         }
         if fields.len() >= MAX_FIELDS {
@@ -78,6 +88,55 @@ async fn capture_multer(boundary: String, body: Bytes) -> Result<(FormEncoding, 
     let mut out = form_urlencoded::Serializer::new(String::new());
     out.extend_pairs(&fields);
     Ok((FormEncoding::Multipart, Bytes::from(out.finish())))
+}
+
+/// No `charset` parameter, or UTF-8 spelled any way.
+fn charset_is_utf8(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .skip(1)
+        .all(|param| match param.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            }
+            _ => true,
+        })
+}
+
+/// Whether a `Content-Disposition` value has a `filename` or `filename*` parameter
+/// (RFC 6266), quoted strings skipped; an unterminated quote counts as a file.
+fn has_filename_param(value: &[u8]) -> bool {
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    for i in 0..=value.len() {
+        let b = value.get(i).copied().unwrap_or(b';');
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b';' => {
+                let key = value
+                    .get(start..i.min(value.len()))
+                    .unwrap_or_default()
+                    .split(|&c| c == b'=')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_ascii();
+                if key.eq_ignore_ascii_case(b"filename") || key.eq_ignore_ascii_case(b"filename*") {
+                    return true;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    quoted
 }
 
 /// Rebuilds the body and `Content-Type` of the replayed request.

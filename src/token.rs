@@ -138,7 +138,7 @@ impl TokenError {
             TokenError::UnsupportedVersion => "the handoff link has an unsupported version",
             TokenError::Expired => "the handoff link has expired",
             TokenError::IssuedInFuture => "the handoff link is not valid yet",
-            TokenError::TooLarge => "the change is too large to hand off",
+            TokenError::TooLarge => "the handoff link is too long",
         }
     }
 }

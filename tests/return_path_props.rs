@@ -1,0 +1,396 @@
+//! Return paths can never become open redirects (SPEC section 5, "Return path").
+//!
+//! 1. Property (4 096 cases per origin, 2 048 for Referer-derived paths): whatever
+//!    `validate_return_path` or `return_path_from_referer` accepts resolves to the publisher
+//!    origin, both with `Url::join` and as the `Location` the layer actually writes
+//!    (origin text + path).
+//! 2. A table of open-redirect payloads, each refused by `validate_return_path` on both test
+//!    origins, by the config builder as a fixed return path, at completion inside a signed
+//!    token, and at mint through `Referer` (cache page and origin page): the handoff then
+//!    lands on `https://shop.example/`, never on the payload.
+
+mod common;
+
+use common::*;
+use http::{HeaderValue, StatusCode};
+use proptest::prelude::*;
+use tower_amp_session::return_path::{return_path_from_referer, validate_return_path};
+use tower_amp_session::{CapturedChange, FormEncoding, HandoffToken, Keyring, ReturnTo};
+use url::Url;
+
+const ORIGINS: [&str; 2] = ["https://shop.example", "http://shop.localhost:8080"];
+
+fn url(origin: &str) -> Url {
+    Url::parse(&format!("{origin}/")).unwrap()
+}
+
+/// Everything a browser could make of an accepted path lands on `origin`.
+fn assert_lands_on_origin(candidate: &str, accepted: &str, origin: &str) {
+    let base = url(origin);
+    let joined = base.join(accepted).unwrap();
+    assert_eq!(
+        joined.origin(),
+        base.origin(),
+        "{candidate:?} -> {accepted:?}"
+    );
+    assert!(
+        joined.path().starts_with('/') && !joined.path().starts_with("//"),
+        "{candidate:?} -> {accepted:?} -> path {}",
+        joined.path()
+    );
+    // The layer writes `Location: <origin><path>` by concatenation, not by joining.
+    let written = Url::parse(&format!("{origin}{accepted}")).unwrap();
+    assert_eq!(
+        written.origin(),
+        base.origin(),
+        "{candidate:?} -> {accepted:?} written"
+    );
+    assert!(
+        !written.path().starts_with("//"),
+        "{candidate:?} -> {accepted:?}"
+    );
+    // The raw candidate resolves there too, so a consumer that skipped normalization is safe.
+    assert_eq!(
+        base.join(candidate).unwrap().origin(),
+        base.origin(),
+        "{candidate:?}"
+    );
+    // Printable ASCII only: safe in a header and in HTML attribute context after escaping.
+    assert!(
+        accepted.bytes().all(|b| b.is_ascii_graphic()),
+        "{accepted:?}"
+    );
+    // A fixed point: validating the output again yields the output.
+    assert_eq!(
+        validate_return_path(accepted, &base).as_deref(),
+        Ok(accepted),
+        "{candidate:?} is not idempotent"
+    );
+}
+
+/// Pieces that open redirects are made of.
+const PIECES: &[&str] = &[
+    "/",
+    "//",
+    "\\",
+    ".",
+    "..",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "%2e",
+    "%2E",
+    "%25",
+    "%",
+    "@",
+    ":",
+    "?",
+    "#",
+    "evil.com",
+    "a",
+    "http:",
+    "https:",
+    "javascript:",
+    "\t",
+    "\n",
+    "\r",
+    " ",
+    "%0a",
+    "%0d",
+    "%00",
+    "%09",
+    "%20",
+    "\u{3002}",
+    "%E3%80%82",
+    "\u{ff0f}",
+    "shop.example",
+    ";",
+    "&",
+    "=",
+    "~",
+    "%252f",
+    "%255c",
+    "[",
+    "]",
+    "|",
+    "^",
+    "`",
+    "{",
+    "'",
+    "\"",
+    "<",
+    ">",
+    "\u{0}",
+    "\u{7f}",
+    "\u{2028}",
+];
+
+fn candidate() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Glued pieces, with and without a leading '/'.
+        (
+            any::<bool>(),
+            prop::collection::vec(prop::sample::select(PIECES), 0..10)
+        )
+            .prop_map(|(slash, v)| {
+                let mut s = String::from(if slash { "/" } else { "" });
+                s.extend(v);
+                s
+            }),
+        // Printable ASCII after a '/': the accepted space, explored blindly.
+        "/[ -~]{0,40}",
+        // Anything at all.
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn accepted_paths_resolve_to_the_origin(c in candidate()) {
+        for origin in ORIGINS {
+            if let Ok(accepted) = validate_return_path(&c, &url(origin)) {
+                assert_lands_on_origin(&c, &accepted, origin);
+            }
+        }
+    }
+}
+
+fn on_cache(host: &str) -> bool {
+    host == "shop-example.cdn.ampproject.org"
+        || host == "shop-localhost.cdn.ampproject.org"
+        || host == "shop-example.cache.localhost:8081"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A Referer made of a real prefix and any suffix only ever yields a validated path.
+    #[test]
+    fn referer_paths_resolve_to_the_origin(
+        prefix in prop::sample::select(vec![
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example",
+            "https://shop-example.cdn.ampproject.org/c/shop.example",
+            "https://shop-localhost.cdn.ampproject.org/c/shop.localhost:8080",
+            "http://shop-example.cache.localhost:8081/c/s/shop.example",
+            "https://shop.example",
+            "http://shop.localhost:8080",
+            "https://shop-example.cdn.ampproject.org",
+            "",
+        ]),
+        rest in candidate(),
+    ) {
+        let referer = format!("{prefix}{rest}");
+        for origin in ORIGINS {
+            if let Some(accepted) = return_path_from_referer(&referer, &url(origin), on_cache) {
+                assert_lands_on_origin(&accepted, &accepted, origin);
+            }
+        }
+    }
+}
+
+/// Open-redirect payloads. Every one is refused; the comment says what it aims at.
+const PAYLOADS: &[&str] = &[
+    "//evil.com",                     // protocol-relative URL
+    "///evil.com",                    // browsers collapse extra slashes
+    "////evil.com",                   //
+    "/\\evil.com",                    // browsers read '\' as '/'
+    "\\\\evil.com",                   //
+    "\\/evil.com",                    //
+    "/\\/evil.com",                   //
+    "/%5Cevil.com",                   // '\' once decoded
+    "/%5C%5Cevil.com",                //
+    "/%255C%255Cevil.com",            // '\' after a double decode
+    "/%2F%2Fevil.com",                // '//' once decoded
+    "/%2f/evil.com",                  //
+    "/%252F%252Fevil.com",            // '//' after a double decode
+    "%2F%2Fevil.com",                 // no leading '/' at all
+    "https:evil.com",                 // scheme-relative, no slashes
+    "http:/\\/evil.com",              // mixed slashes after a scheme
+    "https://evil.com",               // absolute URL
+    "https://shop.example@evil.com",  // userinfo that looks like the publisher
+    "https://shop.example.evil.com/", // publisher as a subdomain
+    "javascript:alert(1)",            // script URL
+    "data:text/html,<script>alert(1)</script>",
+    "/\t/evil.com",                        // tab: WHATWG parsers drop it, leaving '//'
+    "/\r/evil.com",                        // CR (cannot travel in a header)
+    "/\n/evil.com",                        // LF (cannot travel in a header)
+    "/x\r\nLocation: https://evil.com",    // raw header injection (cannot travel in a header)
+    "/%0d%0aLocation:%20https://evil.com", // encoded header injection
+    "/%0D%0ASet-Cookie:%20a=b",            //
+    "target.com@evil.com",                 // userinfo trick without a scheme
+    "//target.com@evil.com",               //
+    "//evil.com\\@shop.example",           // parser differential: '\' ends the authority
+    "evil%E3%80%82com",                    // ideographic full stop, encoded
+    "//evil%E3%80%82com",                  //
+    "//evil\u{3002}com",                   // ideographic full stop, raw
+    "/\u{ff0f}evil.com",                   // fullwidth solidus
+    "/%00",                                // NUL, encoded
+    "/%00//evil.com",                      //
+    "/x\u{0}",                             // NUL, raw (cannot travel in a header)
+    "/%09/evil.com",                       // encoded tab
+    "/.//evil.com",                        // dot segments that leave '//'
+    "/..//evil.com",                       //
+    "/x/..//evil.com",                     //
+    "/%2e%2e//evil.com",                   // encoded dot segments
+    "/%2e%2e/%2fevil.com",                 //
+    " //evil.com",                         // leading space, trimmed by URL parsers
+    "/ /evil.com",                         // space (in a Referer it is encoded: see below)
+];
+
+#[test]
+fn payloads_are_refused_by_validation_and_config() {
+    assert!(PAYLOADS.len() >= 25);
+    for origin in ORIGINS {
+        for p in PAYLOADS {
+            let got = validate_return_path(p, &url(origin));
+            assert!(got.is_err(), "{p:?} on {origin}: accepted as {got:?}");
+        }
+    }
+    for p in PAYLOADS {
+        let built = builder().return_to(ReturnTo::Path((*p).into())).build();
+        assert!(built.is_err(), "{p:?} accepted as a configured return path");
+    }
+}
+
+/// A token signed with the layer's own key that carries a payload as its return path (what
+/// a buggy or older minter could produce) is refused at completion: 400, nothing applied,
+/// no redirect anywhere.
+#[tokio::test]
+async fn payloads_in_a_signed_token_are_refused_at_completion() {
+    let keyring = Keyring::builder().signing("k1", [7u8; 32]).build().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (i, p) in PAYLOADS.iter().enumerate() {
+        let change = CapturedChange {
+            method: http::Method::POST,
+            target: "/cart/add".into(),
+            encoding: FormEncoding::UrlEncoded,
+            body: "product_id=1".into(),
+            return_path: (*p).into(),
+        };
+        let mut nonce = [0u8; 16];
+        nonce[0] = i as u8;
+        let token = HandoffToken::seal(&keyring, &change, now, now + 60, nonce).unwrap();
+        let rec = Recorder::default();
+        let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
+        let a = send(
+            &mut svc,
+            request("GET", &format!("/_amp/handoff?token={token}"), &NAV, ""),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{p:?}: {}", a.body);
+        assert_eq!(a.header("location"), None, "{p:?}");
+        assert_eq!(
+            a.rejection.map(|r| r.reason()),
+            Some("the handoff link has an invalid return path"),
+            "{p:?}"
+        );
+        assert_eq!(rec.count(), 0, "{p:?}: applied");
+        assert!(
+            !a.body.contains("evil"),
+            "{p:?}: the page links to it: {}",
+            a.body
+        );
+    }
+}
+
+/// Mints a handoff with `referer`, completes it, and returns the final `Location`.
+async fn location_after_handoff(referer: &str) -> String {
+    let rec = Recorder::default();
+    let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
+    let a = send(
+        &mut svc,
+        request(
+            "POST",
+            "/cart/add",
+            &[
+                ("origin", CACHE),
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("referer", referer),
+            ],
+            "product_id=1&quantity=1",
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{referer:?}: {}", a.body);
+    let handoff = path_of(a.header("amp-redirect-to").unwrap());
+    let done = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
+    assert_eq!(
+        done.status,
+        StatusCode::SEE_OTHER,
+        "{referer:?}: {}",
+        done.body
+    );
+    assert_eq!(rec.count(), 1, "{referer:?}");
+    done.header("location").unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn payloads_in_referer_are_not_used_at_mint() {
+    let mut sent = 0;
+    let mut unsendable = Vec::new();
+    for p in PAYLOADS {
+        for referer in [
+            format!("https://shop-example.cdn.ampproject.org/c/s/shop.example{p}"),
+            format!("https://shop.example{p}"),
+        ] {
+            // In a URL the space is percent-encoded: `/%20/evil.com` is a page on the
+            // origin (row in `legitimate_referers_are_used`), not a payload any more.
+            if *p == "/ /evil.com" {
+                continue;
+            }
+            // CR, LF and NUL cannot be put in a header at all (validation above covers them).
+            if HeaderValue::from_str(&referer).is_err() {
+                unsendable.push(*p);
+                continue;
+            }
+            sent += 1;
+            assert_eq!(
+                location_after_handoff(&referer).await,
+                "https://shop.example/",
+                "Referer {referer:?} steered the redirect"
+            );
+        }
+    }
+    unsendable.dedup();
+    assert_eq!(
+        unsendable,
+        [
+            "/\r/evil.com",
+            "/\n/evil.com",
+            "/x\r\nLocation: https://evil.com",
+            "/x\u{0}"
+        ]
+    );
+    assert!(sent >= 2 * 25, "only {sent} Referers sent");
+}
+
+/// Control: the same machinery does carry a legitimate page, so the rows above pass because
+/// the payloads are refused, not because Referer is ignored.
+#[tokio::test]
+async fn legitimate_referers_are_used() {
+    let rows: &[(&str, &str)] = &[
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3?x=1",
+            "https://shop.example/products/3?x=1",
+        ),
+        ("https://shop.example/cart", "https://shop.example/cart"),
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/@evil.com",
+            "https://shop.example/@evil.com",
+        ),
+        // The URL parser encodes the space: a single-'/' path on the origin.
+        (
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/ /evil.com",
+            "https://shop.example/%20/evil.com",
+        ),
+    ];
+    for (referer, want) in rows {
+        assert_eq!(location_after_handoff(referer).await, *want, "{referer}");
+    }
+}
