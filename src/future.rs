@@ -28,18 +28,26 @@ pin_project! {
             #[pin]
             future: F,
             cors_origin: Option<HeaderValue>,
-            set_cookie: Option<HeaderValue>,
-            email_sender: Option<HeaderValue>,
+            extra: Extra,
         },
-        // The layer answered at once (a rejection).
+        // The layer answered at once (a rejection). Boxed: a rare path should not make
+        // every future larger to move.
         Ready {
-            response: Option<Response<ResponseBody<B>>>,
+            response: Option<Box<Response<ResponseBody<B>>>>,
         },
         // Mint and complete: they read bodies and await the replay guard.
         Handoff {
             future: BoxFuture<Result<Response<ResponseBody<B>>, E>>,
         },
     }
+}
+
+/// The one other header a passed-through answer may get: a session's cookie and an AMP email
+/// sender never come together (email requests get no cookie).
+enum Extra {
+    None,
+    SetCookie(HeaderValue),
+    EmailSender(HeaderValue),
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
@@ -49,12 +57,16 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         set_cookie: Option<HeaderValue>,
         email_sender: Option<HeaderValue>,
     ) -> Self {
+        let extra = match (set_cookie, email_sender) {
+            (Some(cookie), _) => Extra::SetCookie(cookie),
+            (None, Some(sender)) => Extra::EmailSender(sender),
+            (None, None) => Extra::None,
+        };
         ResponseFuture {
             kind: Kind::Call {
                 future,
                 cors_origin,
-                set_cookie,
-                email_sender,
+                extra,
             },
         }
     }
@@ -62,7 +74,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn ready(response: Response<ResponseBody<B>>) -> Self {
         ResponseFuture {
             kind: Kind::Ready {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -85,23 +97,25 @@ where
             KindProj::Call {
                 future,
                 cors_origin,
-                set_cookie,
-                email_sender,
+                extra,
             } => {
                 let res = ready!(future.poll(cx))?;
                 let mut res = res.map(ResponseBody::inner);
                 let headers = res.headers_mut();
                 cors::apply(headers, cors_origin.take());
-                if let Some(cookie) = set_cookie.take() {
-                    headers.append(SET_COOKIE, cookie);
-                }
-                if let Some(sender) = email_sender.take() {
-                    headers.insert(&crate::email::AMP_EMAIL_ALLOW_SENDER, sender);
+                match std::mem::replace(extra, Extra::None) {
+                    Extra::None => {}
+                    Extra::SetCookie(cookie) => {
+                        headers.append(SET_COOKIE, cookie);
+                    }
+                    Extra::EmailSender(sender) => {
+                        headers.insert(&crate::email::AMP_EMAIL_ALLOW_SENDER, sender);
+                    }
                 }
                 Poll::Ready(Ok(res))
             }
             KindProj::Ready { response } => match response.take() {
-                Some(res) => Poll::Ready(Ok(res)),
+                Some(res) => Poll::Ready(Ok(*res)),
                 None => panic!("ResponseFuture polled after completion"),
             },
             KindProj::Handoff { future } => future.as_mut().poll(cx),

@@ -169,11 +169,16 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
         }) {
             continue;
         }
-        for (cookie_name, value) in cookie_pairs(bytes) {
-            if cookie_name != name.as_bytes() {
+        // The pairs `cookie_pairs` yields, but only the ones named `name` are looked at
+        // past their first bytes: most of a Cookie header is other cookies.
+        for pair in bytes.split(|&b| b == b';') {
+            let Some(rest) = pair.trim_ascii_start().strip_prefix(name.as_bytes()) else {
                 continue;
-            }
-            let Some(id) = SessionId::parse_bytes(value) else {
+            };
+            let Some(value) = rest.trim_ascii_start().strip_prefix(b"=") else {
+                continue;
+            };
+            let Some(id) = SessionId::parse_bytes(value.trim_ascii()) else {
                 continue;
             };
             match found {
