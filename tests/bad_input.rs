@@ -808,7 +808,7 @@ async fn completion_token_table() {
             "GET",
             format!("/_amp/handoff?token={}", "A".repeat(16 * 1024)),
             nav(),
-            Refused(400, "too large"),
+            Refused(400, "too long"),
         ),
         (
             "NUL",
