@@ -273,8 +273,9 @@ async fn redis_down_answers_503_and_recovers_after_restart() {
             "{}",
             res.body
         );
-        // The default timeout is 500 ms; allow for a busy machine.
-        assert!(took < Duration::from_millis(1000), "{name} took {took:?}");
+        // Bounded, not a speed check: the default timeout is 500 ms; a busy CI machine may
+        // fire timers late, so only "never hangs" is asserted.
+        assert!(took < Duration::from_secs(3), "{name} took {took:?}");
         eprintln!("503 on {name} in {took:?}");
     }
     assert_eq!(rec.count(), 1, "nothing applied while Redis is down");
@@ -333,7 +334,8 @@ async fn slow_redis_times_out_with_503_then_recovers() {
     redis.signal("-CONT");
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
     assert!(
-        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
+        // It waited for the 200 ms timeout, and it did not hang (late timers allowed).
+        took >= Duration::from_millis(190) && took < Duration::from_secs(3),
         "{took:?}"
     );
     eprintln!("503 from a paused Redis in {took:?}");
