@@ -1,0 +1,71 @@
+//! The handoff: mint on the cache request, complete on the origin.
+//!
+//! Mint: a state-changing request from the cache without the session cookie is not passed to
+//! the app. Its body is read (bounded), signed into a token, and the answer is
+//! `AMP-Redirect-To: <publisher origin><handoff path>?token=...`, which makes amp-form
+//! navigate the top window to the origin.
+//!
+//! Complete: on that first-party navigation the token is verified, its nonce consumed, the
+//! session read or issued, the change replayed through the app, and the user redirected
+//! (303) to a clean URL.
+
+mod answers;
+mod complete;
+mod mint;
+mod service;
+
+use http::{HeaderName, HeaderValue};
+
+pub(crate) use complete::complete;
+pub(crate) use mint::mint;
+pub use service::HandoffService;
+
+/// `AMP-Redirect-To`: amp-form navigates the top window to this URL.
+pub static AMP_REDIRECT_TO: HeaderName = HeaderName::from_static("amp-redirect-to");
+/// The query parameter that carries the token on the handoff URL.
+pub const TOKEN_PARAM: &str = "token";
+
+pub(crate) static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+pub(crate) static REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
+pub(crate) const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+pub(crate) const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
+
+pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// What a handoff completion did, attached to its response as an extension so outer
+/// middleware (metrics, logs) can tell an applied change from a reload.
+///
+/// ```
+/// use tower_amp_session::HandoffOutcome;
+///
+/// fn applied<B>(res: &http::Response<B>) -> bool {
+///     res.extensions().get::<HandoffOutcome>() == Some(&HandoffOutcome::Applied)
+/// }
+/// # let _ = applied::<()>;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandoffOutcome {
+    /// The change was applied and the user redirected.
+    Applied,
+    /// The token had been used already (a reload, a double click): nothing applied.
+    AlreadyApplied,
+    /// A sensitive change: the confirmation page was shown, nothing applied yet.
+    ConfirmationShown,
+    /// The app refused the change; its failure was shown to the user.
+    Failed,
+}
+
+/// Marks a request replayed on the origin by a completed handoff (request extension).
+///
+/// ```
+/// use tower_amp_session::ViaHandoff;
+///
+/// fn is_replay<B>(req: &http::Request<B>) -> bool {
+///     req.extensions().get::<ViaHandoff>().is_some()
+/// }
+/// # let _ = is_replay::<()>;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaHandoff;
