@@ -188,12 +188,10 @@ where
 
 /// Whether the app's own session cookie is present with a value (bring-your-own mode).
 fn has_cookie(headers: &http::HeaderMap, name: &str) -> bool {
-    headers.get_all(http::header::COOKIE).iter().any(|v| {
-        v.to_str().is_ok_and(|text| {
-            crate::session::cookie_pairs(text.as_bytes())
-                .any(|(n, v)| n == name.as_bytes() && !v.is_empty())
-        })
-    })
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .any(|v| crate::session::named_values(v.as_bytes(), name).any(|v| !v.is_empty()))
 }
 
 /// A rejection in the style the client reads: JSON for amp-form and other JSON clients,

@@ -161,24 +161,8 @@ pub(crate) enum CookieState {
 pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
     let mut found: Option<SessionId> = None;
     for value in headers.get_all(COOKIE) {
-        let bytes = value.as_bytes();
-        // `HeaderValue::to_str`'s test (visible ASCII, space, tab), branch-free so it
-        // vectorizes: a header that fails it is skipped whole, as before.
-        if !bytes.iter().fold(true, |ok, &b| {
-            ok & (b == b'\t' || (0x20..0x7f).contains(&b))
-        }) {
-            continue;
-        }
-        // The pairs `cookie_pairs` yields, but only the ones named `name` are looked at
-        // past their first bytes: most of a Cookie header is other cookies.
-        for pair in bytes.split(|&b| b == b';') {
-            let Some(rest) = pair.trim_ascii_start().strip_prefix(name.as_bytes()) else {
-                continue;
-            };
-            let Some(value) = rest.trim_ascii_start().strip_prefix(b"=") else {
-                continue;
-            };
-            let Some(id) = SessionId::parse_bytes(value.trim_ascii()) else {
+        for value in named_values(value.as_bytes(), name) {
+            let Some(id) = SessionId::parse_bytes(value) else {
                 continue;
             };
             match found {
@@ -194,15 +178,35 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
     }
 }
 
+/// The values of the cookies named `name` (a cookie token, as the config checks) in one
+/// `Cookie` header value: what [`cookie_pairs`] yields for that name, but only pairs that
+/// start with `name` are looked at past their first bytes (most of a header is other
+/// cookies). A header that fails [`HeaderValue::to_str`]'s test (visible ASCII, space, tab)
+/// yields nothing, as the `cookie` crate would never see it.
+pub(crate) fn named_values<'a>(header: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    // Branch-free so it vectorizes.
+    let printable = header.iter().fold(true, |ok, &b| {
+        ok & (b == b'\t' || (0x20..0x7f).contains(&b))
+    });
+    let pairs = if printable { header } else { &[][..] };
+    pairs.split(|&b| b == b';').filter_map(move |pair| {
+        let rest = pair.trim_ascii_start().strip_prefix(name.as_bytes())?;
+        let value = rest.trim_ascii_start().strip_prefix(b"=")?;
+        Some(value.trim_ascii())
+    })
+}
+
 /// The `name=value` pairs of one `Cookie` header, exactly as the `cookie` crate's
 /// `Cookie::split_parse(text).flatten()` yields them (no percent-decoding, quotes kept):
 /// `;`-separated, each pair and each side of its first `=` trimmed, pairs without `=` or with
 /// an empty name skipped. Hand-written because the crate's `Cookie` is a large struct (dates,
 /// attributes) that is built and moved for every pair: most of the cost of reading a header.
+/// The reference for [`named_values`] in tests.
 ///
 /// `text` is a header value that passed [`HeaderValue::to_str`] (visible ASCII, space, tab),
 /// where ASCII trimming is the crate's Unicode trimming.
-pub(crate) fn cookie_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+#[cfg(test)]
+fn cookie_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     text.split(|&b| b == b';').filter_map(|pair| {
         let pair = pair.trim_ascii();
         let eq = pair.iter().position(|&b| b == b'=')?;
@@ -387,6 +391,19 @@ mod tests {
             HeaderValue::from_str(&format!("s={}", id.as_str())).unwrap(),
         );
         assert_eq!(read_cookie(&h, "s"), CookieState::Valid(id));
+    }
+
+    proptest::proptest! {
+        /// The fast reader yields, for a name, exactly the values the reference split does.
+        #[test]
+        fn named_values_agree_with_cookie_pairs(text in "[ab;= \t\"%]{0,40}|[ -~\t]{0,80}", name in "a|b|ab") {
+            let fast: Vec<&[u8]> = named_values(text.as_bytes(), &name).collect();
+            let slow: Vec<&[u8]> = cookie_pairs(text.as_bytes())
+                .filter(|(n, _)| *n == name.as_bytes())
+                .map(|(_, v)| v)
+                .collect();
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]
