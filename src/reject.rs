@@ -160,10 +160,6 @@ pub(crate) mod reasons {
         StatusCode::FORBIDDEN,
         "handoff links must be opened as a page, not fetched or embedded",
     );
-    pub(crate) const HANDOFF_RETURN_PATH: Rejection = Rejection::new(
-        StatusCode::BAD_REQUEST,
-        "the handoff link has an invalid return path",
-    );
     pub(crate) const HANDOFF_TARGET: Rejection = Rejection::new(
         StatusCode::BAD_REQUEST,
         "the handoff link has an invalid target",
@@ -175,6 +171,14 @@ pub(crate) mod reasons {
     pub(crate) const CONFIRM_BODY: Rejection = Rejection::new(
         StatusCode::BAD_REQUEST,
         "the confirmation form is malformed",
+    );
+    pub(crate) const MINT_METHOD: Rejection = Rejection::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only POST forms can be sent from this page",
+    );
+    pub(crate) const HANDOFF_PUBLISHER: Rejection = Rejection::new(
+        StatusCode::BAD_REQUEST,
+        "the handoff link was made for another site",
     );
     pub(crate) const REPLAY_UNAVAILABLE: Rejection = Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -197,10 +201,11 @@ pub(crate) mod reasons {
         HANDOFF_NO_TOKEN,
         HANDOFF_SEVERAL_TOKENS,
         HANDOFF_NOT_NAVIGATION,
-        HANDOFF_RETURN_PATH,
         HANDOFF_TARGET,
         CONFIRM_ORIGIN,
         CONFIRM_BODY,
+        MINT_METHOD,
+        HANDOFF_PUBLISHER,
         REPLAY_UNAVAILABLE,
     ];
 }
