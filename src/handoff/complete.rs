@@ -63,7 +63,7 @@ where
             return Ok(res);
         }
     };
-    if !confirmed && config.is_sensitive(&checked.token.change.target) {
+    if !confirmed && !config.is_direct_route(&checked.token.change.target) {
         // A link alone never applies a sensitive change: the user confirms, first-party.
         tracing::debug!(target = %checked.token.change.target, "amp_session.handoff_confirmation_shown");
         let mut res = confirmation_page(&config, &checked);
@@ -294,8 +294,12 @@ fn check(
     h: &http::HeaderMap,
     text: &str,
 ) -> Result<Checked, Refusal> {
-    let token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
+    let mut token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
         .map_err(token_rejection)?;
+    // Minted for another publisher origin of this layer: never applied here.
+    if super::binding::take_publisher(&mut token).as_deref() != Some(&*publisher.origin) {
+        return Err(reasons::HANDOFF_PUBLISHER.into());
+    }
     let change = &token.change;
     let return_path = validate_return_path(&change.return_path, &publisher.url)
         .map_err(|_| Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
@@ -325,7 +329,6 @@ fn check(
             }
         }),
     };
-    let mut token = token;
     token.change.return_path = return_path;
     Ok(Checked {
         token,

@@ -10,6 +10,7 @@
 //! (303) to a clean URL.
 
 mod answers;
+mod binding;
 mod complete;
 mod mint;
 mod service;
@@ -24,6 +25,26 @@ pub use service::HandoffService;
 pub static AMP_REDIRECT_TO: HeaderName = HeaderName::from_static("amp-redirect-to");
 /// The query parameter that carries the token on the handoff URL.
 pub const TOKEN_PARAM: &str = "token";
+
+/// The form field that tells the layer, at mint, which page the shopper was on: the
+/// handoff lands there once the change is applied. The layer reads it, checks it (a path
+/// on the publisher origin, never the handoff path) and removes it, so the app never
+/// sees it. Without it (or when it is not a valid path) the return path comes from the
+/// cache page URL in `Referer`, else `/`; [`ReturnTo::Path`](crate::ReturnTo::Path)
+/// overrides both.
+///
+/// Firefox and WebKit send the cache's POST with `Referer: <cache origin>/` only, so this
+/// field is the one way to land every engine on the product page. amp-form fills it in
+/// from the page's source URL:
+///
+/// ```html
+/// <input type="hidden" name="amp_return_path" value="SOURCE_PATH" data-amp-replace="SOURCE_PATH">
+/// ```
+///
+/// ```
+/// assert_eq!(tower_amp_session::RETURN_PATH_FIELD, "amp_return_path");
+/// ```
+pub const RETURN_PATH_FIELD: &str = "amp_return_path";
 
 pub(crate) static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
