@@ -95,6 +95,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .keyring(signing_key()?)
         // The simulated cache, besides the default Google and Bing caches.
         .cache(cache)
+        // Adding to the cart is harmless enough to apply on arrival from the shop's own cache
+        // page; any other route a handoff might carry gets the confirmation page.
+        .direct_route("/cart/add")
         .handoff_ttl(args.handoff_ttl)
         .same_site(args.same_site);
     if let Some(url) = &args.redis {
