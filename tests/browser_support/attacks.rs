@@ -429,10 +429,21 @@ pub fn with_added(items: &[(u64, u64)], product_id: u64, quantity: u64) -> Vec<(
     out
 }
 
-/// On a product page: sets the quantity and presses "Add to cart", then waits until the tab
-/// has left the page and the next one loaded. `None` (instead of a panic) when it stayed:
-/// the form showed an error, which the caller reports with what the page says.
-pub async fn try_add_to_cart(client: &Client, quantity: u32) -> Option<Url> {
+/// When an add to the cart counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The tab left the page (the cache page follows `AMP-Redirect-To` to the origin), or
+    /// the form showed its error.
+    LeavesPage,
+    /// The tab left the page, or the form showed its success or its error (the origin's own
+    /// page may stay and show what was added).
+    Settles,
+}
+
+/// On a product page: sets the quantity and presses "Add to cart", then waits (up to 10 s)
+/// until the add is done as `until` says. Returns the tab's URL then; `None` when the page
+/// had no form (an error page) or nothing happened in time.
+pub async fn try_add_to_cart(client: &Client, quantity: u32, until: Until) -> Option<Url> {
     let page = client.current_url().await.expect("the current URL");
     // No form (an error page instead of the product): nothing to press.
     let field = client
@@ -451,7 +462,32 @@ pub async fn try_add_to_cart(client: &Client, quantity: u32) -> Option<Url> {
         .click()
         .await
         .expect("press Add to cart");
-    wait_until_left(client, &page).await
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // Between two documents the script may fail: not there yet.
+        let state = client
+            .execute(
+                "const form = document.querySelector('form');\n\
+                 return {ready: document.readyState, form: form ? form.className : ''};",
+                vec![],
+            )
+            .await
+            .unwrap_or(Value::Null);
+        if let Ok(url) = client.current_url().await {
+            let ready = state["ready"] == "complete";
+            let class = state["form"].as_str().unwrap_or_default();
+            let left = url != page && ready;
+            let failed = url == page && class.contains("amp-form-submit-error");
+            let succeeded = url == page && class.contains("amp-form-submit-success");
+            if left || failed || (until == Until::Settles && succeeded) {
+                return Some(url);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits (up to 10 s) until the tab is no longer at `page` and the new document loaded.
