@@ -465,10 +465,14 @@ pub async fn try_add_to_cart(client: &Client, quantity: u32, until: Until) -> Op
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         // Between two documents the script may fail: not there yet.
+        // The shop's offline stand-in for amp-form logs `done` when it has handled the
+        // answer, after `redirect` when it is about to navigate.
         let state = client
             .execute(
                 "const form = document.querySelector('form');\n\
-                 return {ready: document.readyState, form: form ? form.className : ''};",
+                 const log = (window.__ampFormLog || []).map(e => e.type);\n\
+                 return {ready: document.readyState, form: form ? form.className : '',\n\
+                         stays: log.includes('done') && !log.includes('redirect')};",
                 vec![],
             )
             .await
@@ -477,9 +481,10 @@ pub async fn try_add_to_cart(client: &Client, quantity: u32, until: Until) -> Op
             let ready = state["ready"] == "complete";
             let class = state["form"].as_str().unwrap_or_default();
             let left = url != page && ready;
+            let stays = url == page && state["stays"] == true;
             let failed = url == page && class.contains("amp-form-submit-error");
             let succeeded = url == page && class.contains("amp-form-submit-success");
-            if left || failed || (until == Until::Settles && succeeded) {
+            if left || stays || failed || (until == Until::Settles && succeeded) {
                 return Some(url);
             }
         }
@@ -519,4 +524,17 @@ pub async fn cookie_header(client: &Client) -> String {
         .map(|(name, value, _)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The class of the page's first form (`amp-form-submit-success`, ...); empty without one.
+pub async fn form_state(client: &Client) -> String {
+    client
+        .execute(
+            "const form = document.querySelector('form'); return form ? form.className : '';",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
