@@ -393,9 +393,9 @@ fn a_fixed_return_path_cannot_be_the_handoff_path() {
 }
 
 #[tokio::test]
-async fn chained_return_paths_at_completion_fall_back() {
+async fn chained_return_paths_at_completion() {
     // The app answers with a redirect to the handoff path: ignored, the token's return
-    // path is used (the change was applied; only the landing page changes).
+    // path is used (the change WAS applied: refusing now would tell the shopper it failed).
     let referer = "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/1";
     for extra in [
         &[("location", "/_amp/handoff?token=abc")][..],
@@ -417,13 +417,13 @@ async fn chained_return_paths_at_completion_fall_back() {
     }
 
     // A token whose return path is the completing layer's handoff path (minted by an
-    // instance with another handoff path, same key): applied, and lands on `/`.
+    // instance with another handoff path, same key): this mint never writes one, so it is
+    // refused before anything is applied, with a page that links to `/`.
     let rec = Recorder::default();
-    let minting = service(
+    let mut minting = service(
         &builder().handoff_path("/_amp/go").build().unwrap(),
         app(&rec, StatusCode::OK, &[]),
     );
-    let mut minting = minting;
     let body = format!("product_id=1&{RETURN_PATH_FIELD}=%2F_amp%2Fhandoff");
     let a = send(
         &mut minting,
@@ -435,9 +435,14 @@ async fn chained_return_paths_at_completion_fall_back() {
     let on_default = to.replacen("/_amp/go", "/_amp/handoff", 1);
     let mut completing = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     let done = send(&mut completing, request("GET", &on_default, &NAV, "")).await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    assert_eq!(done.header("location"), Some("https://shop.example/"));
-    assert_eq!(rec.count(), 1);
+    assert_eq!(done.status, StatusCode::BAD_REQUEST, "{}", done.body);
+    assert_eq!(
+        done.rejection.map(|r| r.reason()),
+        Some("the handoff link has an invalid return path")
+    );
+    assert!(done.body.contains("href=\"/\""), "{}", done.body);
+    assert_eq!(done.header("location"), None);
+    assert_eq!(rec.count(), 0);
 }
 
 #[tokio::test]

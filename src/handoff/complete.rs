@@ -355,18 +355,21 @@ fn check(
     let publisher = &config.publishers[index];
     let mut token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
         .map_err(token_rejection)?;
-    // Minted for another publisher origin of this layer: never applied here.
-    if super::binding::take_publisher(&mut token).as_deref() != Some(&*publisher.origin) {
-        return Err(reasons::HANDOFF_PUBLISHER.into());
-    }
+    let bound = super::binding::take_publisher(&mut token);
     let change = &token.change;
-    // The mint never writes a return path that fails here; should one (rules or handoff
-    // path changed since), the change is still authentic: it lands on `/` rather than
-    // being lost. Never on the handoff path: no chained handoffs.
+    // The mint validates the return path and falls back (field → Referer → `/`), so a
+    // token with an invalid one, or one that is the handoff path (a chained handoff), was
+    // not written by this mint as configured: a minter bug, a leaked key, or instances
+    // that disagree on the handoff path. Refused before the replay guard, so nothing is
+    // half done; the page links to `/`, never to the bad path.
     let return_path = validate_return_path(&change.return_path, &publisher.url)
         .ok()
         .filter(|p| !config.is_layer_path(p))
-        .unwrap_or_else(|| "/".to_owned());
+        .ok_or(Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
+    // Minted for another publisher origin of this layer: never applied here.
+    if bound.as_deref() != Some(&*publisher.origin) {
+        return Err(reasons::HANDOFF_PUBLISHER.into());
+    }
     let back = return_path.clone();
     let target_ok = change.target.starts_with('/')
         && !change.target.starts_with("//")
