@@ -160,10 +160,6 @@ pub(crate) mod reasons {
         StatusCode::FORBIDDEN,
         "handoff links must be opened as a page, not fetched or embedded",
     );
-    pub(crate) const HANDOFF_RETURN_PATH: Rejection = Rejection::new(
-        StatusCode::BAD_REQUEST,
-        "the handoff link has an invalid return path",
-    );
     pub(crate) const HANDOFF_TARGET: Rejection = Rejection::new(
         StatusCode::BAD_REQUEST,
         "the handoff link has an invalid target",
@@ -205,7 +201,6 @@ pub(crate) mod reasons {
         HANDOFF_NO_TOKEN,
         HANDOFF_SEVERAL_TOKENS,
         HANDOFF_NOT_NAVIGATION,
-        HANDOFF_RETURN_PATH,
         HANDOFF_TARGET,
         CONFIRM_ORIGIN,
         CONFIRM_BODY,
