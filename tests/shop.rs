@@ -19,13 +19,14 @@ enum Encoding {
 }
 
 /// The add-to-cart form's fields in the given encoding, in the page's order, with the
-/// return path amp-form fills in from `SOURCE_PATH` (the product page's path).
+/// return path as amp-form fills it in from `SOURCE_PATH`: the product page's path,
+/// percent-encoded (`%2Fproducts%2F3`), then form-encoded like any value.
 fn form(call: Call, encoding: Encoding, product_id: &str, quantity: &str) -> Call {
-    let back = format!("/products/{product_id}");
+    let back = format!("%2Fproducts%2F{product_id}");
     match encoding {
         Encoding::UrlEncoded => call.urlencoded(&format!(
             "product_id={product_id}&amp_return_path={}&quantity={quantity}",
-            back.replace('/', "%2F")
+            back.replace('%', "%25")
         )),
         Encoding::Multipart => call.multipart(&[
             ("product_id", product_id),
