@@ -199,7 +199,9 @@ fn return_path(
 /// (`%2Fproducts%2F3`: its URL variables are encoded with `encodeURIComponent`), so a value
 /// that starts with an encoded `/` is decoded once; it is validated afterwards like any other.
 fn field_path(value: &str) -> std::borrow::Cow<'_, str> {
-    let encoded_slash = value.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2F"));
+    let encoded_slash = value
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("%2F"));
     if encoded_slash {
         if let Ok(decoded) = percent_encoding::percent_decode_str(value).decode_utf8() {
             return std::borrow::Cow::Owned(decoded.into_owned());

@@ -106,7 +106,9 @@ impl<'a> Shopper<'a> {
     /// What [`Shopper::record_form_messages`] recorded on the current page's origin.
     pub async fn recorded_form_messages(&self) -> Vec<String> {
         let raw = self
-            .eval(&format!("return sessionStorage.getItem({MESSAGES_KEY:?}) || '[]'"))
+            .eval(&format!(
+                "return sessionStorage.getItem({MESSAGES_KEY:?}) || '[]'"
+            ))
             .await;
         serde_json::from_str(raw.as_str().unwrap_or("[]")).unwrap_or_default()
     }
@@ -178,8 +180,10 @@ impl<'a> Shopper<'a> {
                 Instant::now() < deadline,
                 "still on {url} after {NAVIGATION:?}; the form says {:?}, its class is {}",
                 self.text("form .form-message").await,
-                self.eval("const f = document.querySelector('form'); return f ? f.className : null")
-                    .await
+                self.eval(
+                    "const f = document.querySelector('form'); return f ? f.className : null"
+                )
+                .await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
