@@ -19,13 +19,14 @@ enum Encoding {
 }
 
 /// The add-to-cart form's fields in the given encoding, in the page's order, with the
-/// return path amp-form fills in from `SOURCE_PATH` (the product page's path).
+/// return path as amp-form fills it in from `SOURCE_PATH`: the product page's path,
+/// percent-encoded (`%2Fproducts%2F3`), then form-encoded like any value.
 fn form(call: Call, encoding: Encoding, product_id: &str, quantity: &str) -> Call {
-    let back = format!("/products/{product_id}");
+    let back = format!("%2Fproducts%2F{product_id}");
     match encoding {
         Encoding::UrlEncoded => call.urlencoded(&format!(
             "product_id={product_id}&amp_return_path={}&quantity={quantity}",
-            back.replace('/', "%2F")
+            back.replace('%', "%25")
         )),
         Encoding::Multipart => call.multipart(&[
             ("product_id", product_id),
@@ -173,12 +174,19 @@ async fn full_flow(shop: &ShopProcess, encoding: Encoding) {
     assert_eq!(page.status, StatusCode::OK);
     let action = format!("action-xhr=\"{}/cart/add\"", shop.origin_url());
     assert!(page.body.contains(&action), "{}", page.body);
-    assert_eq!(page.session_cookie(), None, "the cache passes no cookies on");
+    assert_eq!(
+        page.session_cookie(),
+        None,
+        "the cache passes no cookies on"
+    );
 
     // No cookie on the cross-site post: the layer mints a handoff instead of applying it.
     let mint = add_from_cache(shop, encoding, "3", "2", None).await;
     let handoff = minted_handoff(shop, &mint);
-    assert_eq!(stats(shop).await, json!({"mints": 1, "handoffs_completed": 0, "adds": 0}));
+    assert_eq!(
+        stats(shop).await,
+        json!({"mints": 1, "handoffs_completed": 0, "adds": 0})
+    );
 
     // The browser navigates there: the add is applied to a new first-party session, and the
     // shopper is sent back to the product page (the form's return path), on a clean URL.
@@ -199,7 +207,9 @@ async fn full_flow(shop: &ShopProcess, encoding: Encoding) {
         .send()
         .await;
     assert!(
-        landed.body.contains("Added 2 × Pour-over kettle to your cart."),
+        landed
+            .body
+            .contains("Added 2 × Pour-over kettle to your cart."),
         "{}",
         landed.body
     );
@@ -212,7 +222,9 @@ async fn full_flow(shop: &ShopProcess, encoding: Encoding) {
         .send()
         .await;
     assert!(!reloaded.body.contains("Added 2"), "{}", reloaded.body);
-    assert!(reloaded.body.contains("In your cart: 2 × Pour-over kettle."));
+    assert!(reloaded
+        .body
+        .contains("In your cart: 2 × Pour-over kettle."));
 
     // A reload of the handoff URL lands on the product page again without adding twice.
     let again = follow(shop, handoff, "3", Some(&cookie)).await;
@@ -242,7 +254,9 @@ async fn handoff_flow_multipart() {
 async fn handoff_flow_over_tls() {
     let shop = ShopProcess::start(&["--tls"]);
     assert!(shop.origin_url().starts_with("https://shop.localhost:"));
-    assert!(shop.cache_page_path("/x").starts_with("/c/s/shop.localhost:"));
+    assert!(shop
+        .cache_page_path("/x")
+        .starts_with("/c/s/shop.localhost:"));
     let home = shop.origin().get("/").send().await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains(&shop.cache_page_url("/products/1")));
@@ -251,7 +265,10 @@ async fn handoff_flow_over_tls() {
     let (name, _) = cookie.split_once('=').expect("name=value");
     let set = shop.origin().get("/").send().await;
     let header = set.header("Set-Cookie").unwrap_or_default().to_owned();
-    assert!(header.starts_with(name) && header.contains("Secure"), "{header}");
+    assert!(
+        header.starts_with(name) && header.contains("Secure"),
+        "{header}"
+    );
 }
 
 #[tokio::test]
@@ -312,7 +329,12 @@ async fn adds_with_the_cookie_apply_directly() {
     );
     assert_eq!(same.header("AMP-Redirect-To"), None);
     // Nothing to announce on the next page: the shopper saw the answer.
-    let page = shop.origin().get("/cart").cookie(Some(&cookie)).send().await;
+    let page = shop
+        .origin()
+        .get("/cart")
+        .cookie(Some(&cookie))
+        .send()
+        .await;
     assert!(!page.body.contains("Added"), "{}", page.body);
 
     assert_eq!(
@@ -470,7 +492,10 @@ async fn pages_and_cache_copies() {
     ] {
         assert!(page.body.contains(&needle), "{needle}");
     }
-    assert!(!page.body.contains("AMP_CONFIG"), "the origin is not a cache");
+    assert!(
+        !page.body.contains("AMP_CONFIG"),
+        "the origin is not a cache"
+    );
     let urlencoded = shop
         .origin()
         .get("/products/1?enctype=urlencoded")
@@ -499,7 +524,11 @@ async fn pages_and_cache_copies() {
         ("origin", "/products/x".to_owned(), StatusCode::NOT_FOUND),
         ("origin", "/offline/amp-form.js".to_owned(), StatusCode::OK),
         // No local runtime unless --amp-runtime.
-        ("origin", "/amp-runtime/v0.js".to_owned(), StatusCode::NOT_FOUND),
+        (
+            "origin",
+            "/amp-runtime/v0.js".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
         ("cache", format!("{p}/products/12"), StatusCode::OK),
         ("cache", format!("{p}/products/13"), StatusCode::NOT_FOUND),
         // Not an AMP page: a cache sends the user to the origin.
@@ -580,10 +609,18 @@ async fn amp_runtime_from_a_directory() {
     // (path, status, body)
     let rows = [
         ("/amp-runtime/v0.js", StatusCode::OK, "/* v0 */"),
-        ("/amp-runtime/v0/amp-form-0.1.js", StatusCode::OK, "/* form */"),
+        (
+            "/amp-runtime/v0/amp-form-0.1.js",
+            StatusCode::OK,
+            "/* form */",
+        ),
         ("/amp-runtime/LICENSE", StatusCode::NOT_FOUND, ""),
         ("/amp-runtime/../Cargo.toml", StatusCode::NOT_FOUND, ""),
-        ("/amp-runtime/v0/amp-auto-lightbox-0.1.js", StatusCode::NOT_FOUND, ""),
+        (
+            "/amp-runtime/v0/amp-auto-lightbox-0.1.js",
+            StatusCode::NOT_FOUND,
+            "",
+        ),
     ];
     for endpoint in [shop.origin(), shop.cache()] {
         for (path, status, body) in rows {
@@ -609,8 +646,14 @@ fn bad_runtime_dirs_and_flags_stop_the_shop() {
     // (arguments, part of the message)
     let rows: [(&[&str], &str); 4] = [
         (&["--amp-runtime", "/nonexistent/runtime"], "cannot read"),
-        (&["--amp-runtime", &incomplete], "has no v0/amp-mustache-0.2.js"),
-        (&["--offline", "--amp-runtime", &incomplete], "exclude each other"),
+        (
+            &["--amp-runtime", &incomplete],
+            "has no v0/amp-mustache-0.2.js",
+        ),
+        (
+            &["--offline", "--amp-runtime", &incomplete],
+            "exclude each other",
+        ),
         (&["--cert-out", "/tmp/x.pem"], "--cert-out needs --tls"),
     ];
     for (args, message) in rows {

@@ -116,7 +116,9 @@ impl Installed {
             Engine::Firefox => on_path("firefox-esr"),
             Engine::WebKit => minibrowser(),
         };
-        let xvfb = (engine == Engine::WebKit).then(|| on_path("Xvfb")).flatten();
+        let xvfb = (engine == Engine::WebKit)
+            .then(|| on_path("Xvfb"))
+            .flatten();
         let missing: Vec<&str> = [
             (engine.driver_name(), driver.is_none()),
             (engine.browser_name(), browser.is_none()),
@@ -138,8 +140,12 @@ impl Installed {
         None
     }
 
-    /// `ChromeDriver 156.0...` / `geckodriver 0.37.1`: the first line of `--version`.
+    /// `ChromeDriver 156.0...` / `geckodriver 0.37.1`: the first line of `--version`
+    /// (`WebKitWebDriver` has none: it is the version of the WebKitGTK it comes with).
     pub fn driver_version(&self) -> String {
+        if self.engine == Engine::WebKit {
+            return "WebKitWebDriver (same version as the browser)".into();
+        }
         Command::new(&self.driver)
             .arg("--version")
             .output()
@@ -439,7 +445,15 @@ struct Xvfb {
 impl Xvfb {
     fn start(binary: &Path) -> Xvfb {
         let mut child = Command::new(binary)
-            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

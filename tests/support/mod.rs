@@ -63,7 +63,9 @@ impl ShopProcess {
             cache_port.to_string(),
         ];
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let cert_path = extra_args.contains(&"--tls").then(|| stem.with_extension("pem"));
+        let cert_path = extra_args
+            .contains(&"--tls")
+            .then(|| stem.with_extension("pem"));
         if let Some(path) = &cert_path {
             let _ = std::fs::remove_file(path);
             args.push("--cert-out".to_owned());
