@@ -472,10 +472,13 @@ impl Tab<'_> {
         let before = self.cart_of_the_shopper().await;
 
         self.toss(&[0, 1, 2]).await;
+        // What the browser took: the `/cart` one only shows on `/cart`.
+        self.open_origin("/cart").await;
+        let on_cart = cookies(self.client()).await;
         self.open_origin("/").await;
         let held = cookies(self.client()).await;
         note(&format!(
-            "  {:?} cookies for the shop after the toss (on /): {held:?}",
+            "  {:?} cookies for the shop after the toss: on / {held:?}; on /cart {on_cart:?}",
             self.engine
         ));
         f.check(own.iter().all(|c| held.contains(c)), || {
@@ -502,7 +505,7 @@ impl Tab<'_> {
             expected = with_added(&expected, 5, 1);
         }
         let (landed, shown) = self.add_on_the_cache(7, 3).await;
-        check_no_400(&mut f, &shown, "the handoff after the toss");
+        check_no_400(&mut f, &shown, "the add on the cache after the toss");
         if self.add_went_through(landed.as_ref(), &shown).await {
             expected = with_added(&expected, 7, 3);
         } else {
@@ -530,7 +533,7 @@ impl Tab<'_> {
         self.forget_the_shop().await;
         self.toss(&[0]).await;
         let (landed, shown) = self.add_on_the_cache(1, 4).await;
-        check_no_400(&mut f, &shown, "the first handoff");
+        check_no_400(&mut f, &shown, "the first add on the cache");
         let mut expected = Vec::new();
         if self.add_went_through(landed.as_ref(), &shown).await {
             expected = with_added(&expected, 1, 4);
