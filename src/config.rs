@@ -27,13 +27,18 @@ use crate::session::CookieTemplate;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ReturnTo {
-    /// The page the form was on, decoded from the cache page URL in `Referer`
-    /// (`/c/s/<publisher host>/<path>` → `/<path>`), else `/`. Browsers send the full
-    /// cache URL only when the page's referrer policy allows it (e.g.
-    /// `<meta name="referrer" content="no-referrer-when-downgrade">`).
+    /// The page the form was on: the form's [`RETURN_PATH_FIELD`](crate::RETURN_PATH_FIELD)
+    /// (filled in by amp-form from `SOURCE_PATH`); else the cache page URL in `Referer`
+    /// (`/c/s/<publisher host>/<path>` → `/<path>`); else `/`. Each candidate must be a
+    /// path on the publisher origin and not the handoff path.
+    ///
+    /// The field is what works in every engine: Firefox and WebKit send the cache's POST
+    /// with `Referer: <cache origin>/` only, whatever the page's referrer policy, so there
+    /// the `Referer` gives `/`.
     #[default]
     Referer,
-    /// Always this path on the publisher origin.
+    /// Always this path on the publisher origin (the form field, if sent, is still removed).
+    /// [`ConfigBuilder::build`] refuses the handoff path.
     Path(String),
 }
 

@@ -5,9 +5,11 @@
 //! `AMP-Redirect-To: <publisher origin><handoff path>?token=...`, which makes amp-form
 //! navigate the top window to the origin.
 //!
-//! Complete: on that first-party navigation the token is verified, its nonce consumed, the
-//! session read or issued, the change replayed through the app, and the user redirected
-//! (303) to a clean URL.
+//! Complete: on that first-party navigation the token is verified and its publisher checked.
+//! When the navigation comes from this publisher's cache page (`Referer`) to a declared
+//! route, the nonce is consumed, the session read or issued, the change replayed through the
+//! app, and the user redirected (303) to a clean URL. Any other navigation gets a
+//! confirmation page; only its first-party POST applies the change.
 
 mod answers;
 mod binding;
@@ -72,7 +74,8 @@ pub enum HandoffOutcome {
     Applied,
     /// The token had been used already (a reload, a double click): nothing applied.
     AlreadyApplied,
-    /// A sensitive change: the confirmation page was shown, nothing applied yet.
+    /// The confirmation page was shown (the navigation did not come from this publisher's
+    /// cache page, or the route is not declared): nothing applied, the token still usable.
     ConfirmationShown,
     /// The app refused the change; its failure was shown to the user.
     Failed,
