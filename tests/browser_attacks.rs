@@ -18,9 +18,8 @@
 //! what each attack achieved). A missing browser or driver skips with a notice, unless
 //! `CI=true`.
 
-#[allow(dead_code, unused_imports)]
+// (Both allow their own unused parts: each test crate uses some of them.)
 mod browser_support;
-// (`support` allows its own unused parts.)
 mod support;
 
 #[path = "browser_support/attacks.rs"]
