@@ -172,7 +172,8 @@ fn return_path(
     let usable = |p: String| (!config.is_layer_path(&p)).then_some(p);
     let from_field = || {
         field
-            .and_then(|f| validate_return_path(f, &publisher.url).ok())
+            .map(field_path)
+            .and_then(|f| validate_return_path(&f, &publisher.url).ok())
             .and_then(usable)
     };
     let from_referer = || {
@@ -192,6 +193,21 @@ fn return_path(
     from_field()
         .or_else(from_referer)
         .unwrap_or_else(|| "/".to_owned())
+}
+
+/// The path in a [`RETURN_PATH_FIELD`] value. amp-form fills `SOURCE_PATH` in percent-encoded
+/// (`%2Fproducts%2F3`: its URL variables are encoded with `encodeURIComponent`), so a value
+/// that starts with an encoded `/` is decoded once; it is validated afterwards like any other.
+fn field_path(value: &str) -> std::borrow::Cow<'_, str> {
+    let encoded_slash = value
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("%2F"));
+    if encoded_slash {
+        if let Ok(decoded) = percent_encoding::percent_decode_str(value).decode_utf8() {
+            return std::borrow::Cow::Owned(decoded.into_owned());
+        }
+    }
+    std::borrow::Cow::Borrowed(value)
 }
 
 /// Removes every [`RETURN_PATH_FIELD`] from a url-encoded body (names compared decoded, as
@@ -234,6 +250,27 @@ fn take_return_field(body: Bytes) -> (Bytes, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_field_as_amp_form_fills_it_in() {
+        // (field value, path it gives before validation)
+        let rows = [
+            ("/products/3", "/products/3"),
+            ("%2Fproducts%2F3", "/products/3"),
+            ("%2fproducts%2f3%3Fa%3D1", "/products/3?a=1"),
+            // Decoded once only: what is still encoded is left to the validation.
+            ("%2F%252Fevil.com", "/%2Fevil.com"),
+            ("%2F%2Fevil.com", "//evil.com"),
+            ("products%2F3", "products%2F3"),
+            ("%2F%FF", "%2F%FF"),
+            ("SOURCE_PATH", "SOURCE_PATH"),
+        ];
+        for (value, path) in rows {
+            assert_eq!(field_path(value), path, "{value}");
+        }
+        let origin = url::Url::parse("https://shop.example/").unwrap();
+        assert!(validate_return_path(&field_path("%2F%2Fevil.com"), &origin).is_err());
+    }
 
     #[test]
     fn return_field_is_taken_out_of_the_body() {
