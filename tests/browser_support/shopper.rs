@@ -51,14 +51,26 @@ impl<'a> Shopper<'a> {
     }
 
     /// Forgets the shop's cookies: a new shopper in the same browser. Opens the origin's home
-    /// page (WebDriver deletes the cookies of the current document's site) and deletes them.
+    /// page (WebDriver deletes the cookies of the current document's site) and deletes them,
+    /// until the browser no longer reports one (WebKit's cookie store may answer before its
+    /// network process has caught up).
     pub async fn forget_cookies(&self) {
         self.open_origin("/").await;
-        self.client()
-            .delete_all_cookies()
-            .await
-            .expect("delete the cookies");
-        assert_eq!(self.session_cookie().await, None, "cookies deleted");
+        let deadline = Instant::now() + NAVIGATION;
+        loop {
+            self.client()
+                .delete_all_cookies()
+                .await
+                .expect("delete the cookies");
+            if self.session_cookie().await.is_none() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the session cookie is still there after deleting all cookies"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until the AMP runtime has set up the page's form (amp-form marks it with the
@@ -172,8 +184,12 @@ impl<'a> Shopper<'a> {
     pub async fn wait_until_not_at(&self, url: &str) -> Url {
         let deadline = Instant::now() + NAVIGATION;
         loop {
+            // Settled: the browser's URL is not `url`, and the document scripts run in is that
+            // URL's, loaded. (Mid-redirect, WebKit may report the next URL while the old
+            // document still answers scripts.)
             let now = self.url().await;
-            if now.as_str() != url && self.ready_state().await == "complete" {
+            if now.as_str() != url && self.loaded_document().await.as_deref() == Some(now.as_str())
+            {
                 return now;
             }
             assert!(
@@ -189,16 +205,18 @@ impl<'a> Shopper<'a> {
         }
     }
 
-    async fn ready_state(&self) -> String {
-        // Between two documents the script may fail: not ready yet.
-        match self
+    /// The URL of the document scripts run in, once it has loaded (`None` before, or between
+    /// two documents).
+    async fn loaded_document(&self) -> Option<String> {
+        let state = self
             .client()
-            .execute("return document.readyState", vec![])
+            .execute(
+                "return document.readyState === 'complete' ? location.href : null",
+                vec![],
+            )
             .await
-        {
-            Ok(Value::String(s)) => s,
-            _ => String::new(),
-        }
+            .ok()?;
+        state.as_str().map(str::to_owned)
     }
 
     /// The top-level URL.
