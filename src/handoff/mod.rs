@@ -53,8 +53,12 @@ pub enum HandoffOutcome {
     AlreadyApplied,
     /// A sensitive change: the confirmation page was shown, nothing applied yet.
     ConfirmationShown,
-    /// The app refused the change; its failure was shown to the user.
+    /// The app refused or failed the change; its failure was shown to the user, and the
+    /// link was given back to the replay guard, so a reload tries again.
     Failed,
+    /// Another completion of the same link is applying the change, or never finished
+    /// (its result is unknown): nothing applied, the user was told to check (`409`).
+    Pending,
 }
 
 /// Marks a request replayed on the origin by a completed handoff (request extension).
