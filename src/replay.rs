@@ -663,7 +663,11 @@ mod tests {
             (1000, 300, Ok(Pending)),
         ];
         for (nonce, exp, want) in rows {
-            assert_eq!(&block(g.reserve(&n(*nonce), at(*exp))), want, "nonce {nonce}");
+            assert_eq!(
+                &block(g.reserve(&n(*nonce), at(*exp))),
+                want,
+                "nonce {nonce}"
+            );
         }
         // Expiring after the floor: reserved as usual.
         assert_eq!(block(g.reserve(&n(5002), at(108))), Ok(Reserved));
