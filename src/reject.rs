@@ -178,7 +178,7 @@ pub(crate) mod reasons {
     );
     pub(crate) const REPLAY_UNAVAILABLE: Rejection = Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "your change was not applied; please try again in a moment",
+        "this link cannot be checked right now, so nothing was done; please try again in a moment",
     );
     /// The replay guard holds the link's nonce as pending: the change is being applied by
     /// another completion, or that completion never finished.

@@ -57,8 +57,9 @@ const MIN_TTL_MS: i64 = 1000;
 /// returns [`ReplayGuardError::Unavailable`]: `reserve` then means `503` with `Retry-After`,
 /// nothing applied. No call waits longer than the timeout: while the client knows it is
 /// disconnected a call fails at once, and one caught between a drop and its detection waits
-/// out the timeout and fails then, never to be sent later. A command is never re-sent after
-/// a connection drop either (a re-sent `SET NX` would find its own first write). The client
+/// out the timeout and fails then. Such a command may still be written after the reconnect
+/// (seen in the tests with fred 10), so a timed-out `reserve` is treated like a lost reply
+/// (below): its link may read as pending afterwards, never as reserved twice. The client
 /// reconnects in the background (exponential back-off, 100 ms to 2 s, forever), and
 /// handoffs work again as soon as Redis is back, without rebuilding the layer.
 ///

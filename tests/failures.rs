@@ -215,7 +215,8 @@ async fn an_app_error_passes_through_and_a_reload_applies() {
 /// The replay guard in trouble at each of its three steps.
 #[tokio::test]
 async fn replay_guard_trouble_never_applies_twice_and_always_tells() {
-    let not_applied = "your change was not applied; please try again in a moment";
+    let not_applied =
+        "this link cannot be checked right now, so nothing was done; please try again in a moment";
     let pending = "still being applied, or its result is unknown; check before trying again";
 
     // Down when reserving: 503 with Retry-After, nothing applied, the link still usable.
