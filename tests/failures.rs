@@ -399,3 +399,90 @@ async fn at_second_start() {
         .subsec_millis();
     tokio::time::sleep(Duration::from_millis(u64::from(1010 - ms))).await;
 }
+
+/// A rate limiter on the handoff path only (the README's wiring): completions beyond the
+/// burst from one client get `429` from `tower_governor`, before the replay guard; other
+/// routes and other clients are not limited.
+#[tokio::test]
+async fn a_rate_limiter_on_the_handoff_path() {
+    use axum::extract::ConnectInfo;
+    use axum::routing::post;
+    use axum::Router;
+    use std::net::SocketAddr;
+    use tower_governor::governor::GovernorConfigBuilder;
+    use tower_governor::GovernorLayer;
+
+    let layer = builder().build().unwrap();
+    let shop = Router::new().route("/cart/add", post(|| async { "{}" }));
+    // --- as in the README ---
+    let app = layer.wrap_router(shop);
+    let limit = GovernorConfigBuilder::default()
+        .per_second(1)
+        .burst_size(3)
+        .finish()
+        .unwrap();
+    let app: Router = Router::new()
+        .route_service(
+            "/_amp/handoff",
+            tower::ServiceBuilder::new()
+                .layer(GovernorLayer::new(limit))
+                .service(app.clone()),
+        )
+        .fallback_service(app);
+    // --- end ---
+
+    let peer = |ip: [u8; 4]| ConnectInfo(SocketAddr::from((ip, 40000)));
+    let send = |req: Request<axum::body::Body>, ip: [u8; 4]| {
+        let mut req = req;
+        req.extensions_mut().insert(peer(ip));
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(req).await.unwrap();
+            let status = res.status();
+            let location = res
+                .headers()
+                .get("amp-redirect-to")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, location)
+        }
+    };
+    let cache_post = || {
+        Request::post("/cart/add")
+            .header("origin", CACHE)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from("product_id=1"))
+            .unwrap()
+    };
+    let nav = |link: &str| {
+        let mut req = Request::get(link);
+        for (k, v) in NAV {
+            req = req.header(k, v);
+        }
+        req.body(axum::body::Body::empty()).unwrap()
+    };
+    // One client mints five links (minting is not limited here) and opens them at once.
+    let mut links = Vec::new();
+    for _ in 0..5 {
+        let (status, to) = send(cache_post(), [10, 0, 0, 1]).await;
+        assert_eq!(status, StatusCode::OK);
+        links.push(path_of(&to.unwrap()));
+    }
+    let rows: &[([u8; 4], usize, StatusCode)] = &[
+        ([10, 0, 0, 1], 0, StatusCode::SEE_OTHER),
+        ([10, 0, 0, 1], 1, StatusCode::SEE_OTHER),
+        ([10, 0, 0, 1], 2, StatusCode::SEE_OTHER),
+        // Burst used up: refused before the layer, so the guard never sees it.
+        ([10, 0, 0, 1], 3, StatusCode::TOO_MANY_REQUESTS),
+        // Another client is not affected.
+        ([10, 0, 0, 2], 4, StatusCode::SEE_OTHER),
+    ];
+    for (ip, link, status) in rows {
+        assert_eq!(
+            send(nav(&links[*link]), *ip).await.0,
+            *status,
+            "link {link} from {ip:?}"
+        );
+    }
+    // Other routes are not limited.
+    assert_eq!(send(cache_post(), [10, 0, 0, 1]).await.0, StatusCode::OK);
+}
