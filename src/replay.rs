@@ -170,6 +170,10 @@ const SWEEP_EVERY: u32 = 60;
 /// capacity, [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) = 1 835 008 nonces, exactly fills
 /// one table of 2^21 slots: **44 MB** at most, allocated only as nonces arrive.
 ///
+/// Expiries are kept in whole seconds from the guard's creation: a nonce that expired
+/// before the guard was created (a layer [`clock`](crate::ConfigBuilder::clock) set in the
+/// past) is refused as [`ReplayGuardError::Full`].
+///
 /// # Flooding
 ///
 /// Anyone can mint tokens and complete them, so a flood can fill any bounded guard. Sizing
