@@ -108,7 +108,7 @@ pub use handoff::{
 pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN};
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;
-pub use replay::{MemoryReplayGuard, NonceStatus, ReplayFuture, ReplayGuard, ReplayGuardError};
+pub use replay::{MemoryReplayGuard, ReplayFuture, ReplayGuard, ReplayGuardError, Reservation};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use replay_redis::RedisReplayGuard;

@@ -186,7 +186,18 @@ pub(crate) mod reasons {
     );
     pub(crate) const REPLAY_UNAVAILABLE: Rejection = Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "your change was not applied; please try again in a moment",
+        "this link cannot be checked right now, so nothing was done; please try again in a moment",
+    );
+    /// The replay guard holds the link's nonce as pending: the change is being applied by
+    /// another completion, or that completion never finished.
+    pub(crate) const HANDOFF_PENDING: Rejection = Rejection::new(
+        StatusCode::CONFLICT,
+        "this change is still being applied, or its result is unknown; check before trying again",
+    );
+    /// The replay guard forgot nonces to make room and cannot tell whether this one was used.
+    pub(crate) const REPLAY_FULL: Rejection = Rejection::new(
+        StatusCode::GONE,
+        "this link has expired; please go back and send the form again",
     );
 
     #[cfg(test)]
@@ -212,6 +223,8 @@ pub(crate) mod reasons {
         MINT_METHOD,
         HANDOFF_PUBLISHER,
         REPLAY_UNAVAILABLE,
+        HANDOFF_PENDING,
+        REPLAY_FULL,
     ];
 }
 

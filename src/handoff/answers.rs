@@ -117,11 +117,13 @@ pub(super) fn see_other<B>(
     res
 }
 
-/// The app refused the change: the user is told, with the app's own words where it gave some.
+/// The app refused the change: the user is told, with the app's own words where it gave some,
+/// and (`retry`) that a reload of the link tries again.
 pub(super) async fn failure<ResB>(
     res: Response<ResB>,
     back: &str,
     set_cookie: Option<HeaderValue>,
+    retry: bool,
 ) -> Response<ResponseBody<ResB>>
 where
     ResB: Body<Data = Bytes>,
@@ -147,6 +149,11 @@ where
             message.push(' ');
             message.push_str(detail.trim());
         }
+        message.push_str(if retry {
+            " Nothing was changed; reloading this page will try again."
+        } else {
+            " Nothing was changed; please go back and send the form again."
+        });
         let mut out = Response::new(ResponseBody::full(page(parts.status, &message, back)));
         *out.status_mut() = parts.status;
         out.headers_mut().insert(

@@ -15,7 +15,7 @@ use crate::classify::RequestSource;
 use crate::config::{Config, Publisher, SessionMode};
 use crate::form;
 use crate::reject::{reasons, Rejection};
-use crate::replay::NonceStatus;
+use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
 use crate::return_path::validate_return_path;
 use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
 use crate::token::{HandoffToken, TokenError};
@@ -129,7 +129,8 @@ fn referer_origin(h: &http::HeaderMap) -> Option<String> {
     Some(url.origin().ascii_serialization())
 }
 
-/// Consumes the nonce, replays the change through the app, and redirects.
+/// Reserves the nonce, replays the change through the app, records the outcome, and
+/// redirects (or shows the failure).
 async fn apply<S, B, ResB>(
     config: &Config,
     publisher: &Publisher,
@@ -148,23 +149,40 @@ where
 
     let expires =
         UNIX_EPOCH + Duration::from_secs(token.expires_at.saturating_add(config.clock_skew));
-    match config
-        .replay_guard
-        .check_and_mark(&token.key_id, &token.nonce, expires)
-        .await
-    {
-        Ok(NonceStatus::Fresh) => {}
-        Ok(NonceStatus::AlreadyUsed) => {
+    let guard = &*config.replay_guard;
+    let nonce = &token.nonce;
+    // Held (pending) from here until the app answered; see `ReplayGuard` for a dropped future.
+    match guard.reserve(nonce, expires).await {
+        Ok(Reservation::Reserved) => {}
+        Ok(Reservation::Applied) => {
             // A reload or double click: the change was applied once already.
             tracing::debug!("amp_session.handoff_replayed");
             let mut res = see_other(&back, None);
             res.extensions_mut().insert(HandoffOutcome::AlreadyApplied);
             return Ok(res);
         }
+        Ok(_) => {
+            // Pending: being applied by another completion, or its result is unknown.
+            tracing::info!("amp_session.handoff_pending");
+            let mut res = reasons::HANDOFF_PENDING.page(&change.return_path);
+            res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            res.extensions_mut().insert(HandoffOutcome::Pending);
+            return Ok(res);
+        }
+        Err(ReplayGuardError::Full) => {
+            // The guard forgot nonces that expire no later than this one: it cannot tell.
+            tracing::warn!("amp_session.replay_guard_full");
+            let mut res = reasons::REPLAY_FULL.page(&change.return_path);
+            res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            return Ok(res);
+        }
         Err(e) => {
+            // Nothing reserved, nothing applied: the link stays usable.
             tracing::warn!(error = %e, "amp_session.replay_guard_unavailable");
             let mut res = reasons::REPLAY_UNAVAILABLE.page(&change.return_path);
-            res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            let h = res.headers_mut();
+            h.insert(&REFERRER_POLICY, NO_REFERRER);
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
             return Ok(res);
         }
     }
@@ -207,12 +225,23 @@ where
         }
     };
 
-    let res = inner.call(replay).await?;
+    let res = match inner.call(replay).await {
+        Ok(res) => res,
+        Err(e) => {
+            // Not applied as far as we know: give the link back, then pass the error on.
+            release(guard, nonce).await;
+            return Err(e);
+        }
+    };
     if let SessionMode::External(name) = &config.session_mode {
         warn_if_strict(config, name, &res);
     }
     let status = res.status();
     if status.is_success() || status.is_redirection() {
+        if let Err(e) = guard.mark_applied(nonce, expires).await {
+            // It WAS applied; the reservation stays pending (409 on a reload) until expiry.
+            tracing::warn!(error = %e, "amp_session.replay_guard_commit_failed");
+        }
         let to = app_redirect(publisher, |p| config.is_layer_path(p), &res).unwrap_or(back);
         tracing::info!(
             status = status.as_u16(),
@@ -237,9 +266,23 @@ where
         );
     }
     tracing::info!(status = status.as_u16(), "amp_session.handoff_failed");
-    let mut out = failure(res, &change.return_path, set_cookie).await;
+    // Refused or failed: not applied, so a reload of the link tries again.
+    let retry = release(guard, nonce).await;
+    let mut out = failure(res, &change.return_path, set_cookie, retry).await;
     out.extensions_mut().insert(HandoffOutcome::Failed);
     Ok(out)
+}
+
+/// Gives a reserved nonce back after the app did not apply the change. `false` when the
+/// guard failed (the reservation then stays pending until the token expires).
+async fn release(guard: &dyn ReplayGuard, nonce: &[u8; 16]) -> bool {
+    match guard.release(nonce).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "amp_session.replay_guard_release_failed");
+            false
+        }
+    }
 }
 
 /// With an external session layer, `SameSite=Strict` on its cookie breaks every handoff:

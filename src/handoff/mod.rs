@@ -77,8 +77,12 @@ pub enum HandoffOutcome {
     /// The confirmation page was shown (the navigation did not come from this publisher's
     /// cache page, or the route is not declared): nothing applied, the token still usable.
     ConfirmationShown,
-    /// The app refused the change; its failure was shown to the user.
+    /// The app refused or failed the change; its failure was shown to the user, and the
+    /// link was given back to the replay guard, so a reload tries again.
     Failed,
+    /// Another completion of the same link is applying the change, or never finished
+    /// (its result is unknown): nothing applied, the user was told to check (`409`).
+    Pending,
 }
 
 /// Marks a request replayed on the origin by a completed handoff (request extension).
