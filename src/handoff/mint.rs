@@ -116,6 +116,7 @@ where
     rand::rng().fill_bytes(&mut nonce);
     let token = HandoffToken::seal(
         &config.keyring,
+        &publisher.origin,
         &change,
         now,
         now + config.handoff_ttl,
