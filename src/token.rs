@@ -274,11 +274,7 @@ impl HandoffToken {
         let (head, plain) = buf.split_at_mut(aad_len + AEAD_NONCE_LEN);
         let tag = signer
             .handoff
-            .encrypt_inout_detached(
-                &XNonce::from(aead_nonce),
-                &head[..aad_len],
-                plain.into(),
-            )
+            .encrypt_inout_detached(&XNonce::from(aead_nonce), &head[..aad_len], plain.into())
             .map_err(|_| TokenError::TooLarge)?;
         buf.extend_from_slice(&tag);
         Ok(URL_SAFE_NO_PAD.encode(&buf))
@@ -330,7 +326,7 @@ impl HandoffToken {
         let (head, rest) = raw.split_at_mut(aad_len + AEAD_NONCE_LEN);
         let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
         let (aad, aead_nonce) = head.split_at(aad_len);
-        let aead_nonce = XNonce::try_from(&*aead_nonce).map_err(|_| TokenError::Malformed)?;
+        let aead_nonce = XNonce::try_from(aead_nonce).map_err(|_| TokenError::Malformed)?;
         let tag = Tag::try_from(&*tag).map_err(|_| TokenError::Malformed)?;
         key.handoff
             .decrypt_inout_detached(&aead_nonce, aad, sealed.into(), &tag)

@@ -351,7 +351,10 @@ fn keyring_from_env_errors_name_the_variable() {
         assert_eq!(got, want, "{var}");
         assert_eq!(got.to_string(), message, "{var}");
         assert!(!got.to_string().contains(k), "{var}: key material in {got}");
-        assert!(!got.to_string().contains(&bare), "{var}: key material in {got}");
+        assert!(
+            !got.to_string().contains(&bare),
+            "{var}: key material in {got}"
+        );
         // Wrapped in a `ConfigError` (the `?` of a `build()` chain), the name stays.
         assert!(ConfigError::from(got).to_string().contains(var), "{var}");
     }

@@ -238,14 +238,16 @@ fn target() -> impl Strategy<Value = Target> {
             1u16..=3600,
             prop::sample::select(vec!["", "&_gl=1", "&token=x"]),
         )
-            .prop_map(|(target, content_type, body, off, ttl, extra)| Target::Minted {
-                target,
-                content_type,
-                body,
-                off,
-                ttl,
-                extra,
-            }),
+            .prop_map(
+                |(target, content_type, body, off, ttl, extra)| Target::Minted {
+                    target,
+                    content_type,
+                    body,
+                    off,
+                    ttl,
+                    extra,
+                }
+            ),
     ]
 }
 

@@ -103,10 +103,7 @@ fn spellings(value: &str) -> Vec<String> {
 #[tokio::test]
 async fn the_url_shows_neither_the_address_nor_its_base64() {
     let rec = Recorder::default();
-    let mut svc = service(
-        &builder().build().unwrap(),
-        app(&rec, StatusCode::OK, &[]),
-    );
+    let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     for body in [
         "email=shopper@example.com",
         "email=shopper%40example.com",
@@ -301,7 +298,11 @@ async fn rotation_across_layers() {
     let before = || Keyring::builder().signing("k1", K1);
     let rotating = || Keyring::builder().signing("k2", K2).verifying("k1", K1);
     let after = || Keyring::builder().signing("k2", K2);
-    let k1_reused = || Keyring::builder().signing("k2", K2).verifying("k1", [9; 32]);
+    let k1_reused = || {
+        Keyring::builder()
+            .signing("k2", K2)
+            .verifying("k1", [9; 32])
+    };
     // (name, minting keyring, completing keyring, accepted)
     let rows: Vec<(&str, KeyringBuilder, KeyringBuilder, bool)> = vec![
         ("same keys", before(), before(), true),
@@ -321,7 +322,12 @@ async fn rotation_across_layers() {
         if ok {
             assert!(accepted(&done), "{name}: {} {}", done.status, done.body);
         } else {
-            assert_eq!(done.status, StatusCode::BAD_REQUEST, "{name}: {}", done.body);
+            assert_eq!(
+                done.status,
+                StatusCode::BAD_REQUEST,
+                "{name}: {}",
+                done.body
+            );
             assert_eq!(rec.count(), 0, "{name}: applied");
         }
     }

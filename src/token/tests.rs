@@ -244,16 +244,9 @@ proptest! {
 #[test]
 fn hand_made_token_matches_the_crate() {
     let k = keyring();
-    let text = HandoffToken::seal_with_aead_nonce(
-        &k,
-        PUBLISHER,
-        &change(),
-        NOW,
-        NOW + 120,
-        [9; 16],
-        IV,
-    )
-    .unwrap();
+    let text =
+        HandoffToken::seal_with_aead_nonce(&k, PUBLISHER, &change(), NOW, NOW + 120, [9; 16], IV)
+            .unwrap();
     assert_eq!(Hand::crate_way(&K2, b"k2").seal(&typical_plaintext()), text);
     // The clear part is exactly version, key id and AEAD nonce.
     let raw = decode(&text);
@@ -1055,8 +1048,16 @@ fn key_id_picks_the_key_and_only_that_key() {
         ("id prefix", by(&K2, b"k"), TokenError::UnknownKey),
         ("empty id", by(&K2, b""), TokenError::UnknownKey),
         ("non-UTF-8 id", by(&K2, b"\xff\xfe"), TokenError::UnknownKey),
-        ("id k1, sealed by K2", by(&K2, b"k1"), TokenError::Inauthentic),
-        ("id k2, sealed by K1", by(&K1, b"k2"), TokenError::Inauthentic),
+        (
+            "id k1, sealed by K2",
+            by(&K2, b"k1"),
+            TokenError::Inauthentic,
+        ),
+        (
+            "id k2, sealed by K1",
+            by(&K1, b"k2"),
+            TokenError::Inauthentic,
+        ),
     ];
     for (name, text, want) in rows {
         assert_eq!(open(&k, &text).map(|_| ()), Err(want), "{name}");
@@ -1092,4 +1093,91 @@ fn derived_keys_survive_a_clone() {
     assert_eq!(open(&k, &seal(&clone, &change())).unwrap().change, change());
     assert_ne!(derive(&K2, HANDOFF_INFO), K2);
     assert_ne!(derive(&K2, HANDOFF_INFO), derive(&K1, HANDOFF_INFO));
+}
+
+// ---------------------------------------------------------------------------------------
+// Completion re-validates what a token carries
+// ---------------------------------------------------------------------------------------
+
+/// A token sealed with the layer's own key that carries an open-redirect payload as its
+/// return path (what a buggy or older minter could produce) is refused at completion: 400,
+/// nothing applied, no redirect anywhere. Completion runs the same `validate_return_path`
+/// that tests/return_path_props.rs checks against its full payload table; these rows are
+/// one of each family.
+#[tokio::test]
+async fn hostile_return_paths_in_a_sealed_token_are_refused_at_completion() {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt, Full};
+    use tower::ServiceExt;
+
+    const PAYLOADS: &[&str] = &[
+        "//evil.com",
+        "/\\evil.com",
+        "/%5C%5Cevil.com",
+        "/%2F%2Fevil.com",
+        "https://evil.com",
+        "https://shop.example@evil.com",
+        "javascript:alert(1)",
+        "/\t/evil.com",
+        "/%0d%0aLocation:%20https://evil.com",
+        "//evil\u{3002}com",
+        "/..//evil.com",
+        " //evil.com",
+        "",
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let layer = crate::AmpSessionLayer::builder()
+        .publisher_origin(PUBLISHER)
+        .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+        .build()
+        .unwrap();
+    let keyring = Keyring::builder().signing("k1", [7u8; 32]).build().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    for (i, p) in PAYLOADS.iter().enumerate() {
+        let c = CapturedChange {
+            method: Method::POST,
+            target: "/cart/add".into(),
+            encoding: FormEncoding::UrlEncoded,
+            body: "product_id=1".into(),
+            return_path: (*p).into(),
+        };
+        let token =
+            HandoffToken::seal(&keyring, PUBLISHER, &c, now, now + 60, [i as u8; 16]).unwrap();
+        let seen = calls.clone();
+        let app = tower::service_fn(move |_: http::Request<crate::RequestBody<Full<Bytes>>>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new()))) }
+        });
+        let req = http::Request::get(format!("/_amp/handoff?token={token}"))
+            .header("host", "shop.example")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = tower::Layer::layer(&layer, app).oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(parts.status, http::StatusCode::BAD_REQUEST, "{p:?}: {body}");
+        assert_eq!(parts.headers.get("location"), None, "{p:?}");
+        assert_eq!(
+            parts
+                .extensions
+                .get::<crate::Rejection>()
+                .map(|r| r.reason()),
+            Some("the handoff link has an invalid return path"),
+            "{p:?}"
+        );
+        assert!(
+            !body.contains("evil"),
+            "{p:?}: the page links to it: {body}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "applied");
 }
