@@ -46,12 +46,13 @@
 //!
 //! # What the token hides, and what it does not
 //!
-//! Hidden: the form fields and their names, the target route, the return path, the
-//! publisher origin, the times and the replay nonce. Without a keyring key nobody can read
-//! them, and changing any byte makes the token refused.
+//! Hidden: the form fields (names and values), the target route and its query, the return
+//! path, the times and the replay nonce. Without a keyring key nobody can read them, and
+//! changing any byte gets the token refused.
 //!
 //! Visible to whoever sees the URL: the format version, the key id, and the token's length,
-//! hence roughly the length of the form (the body is not padded). The token is still a
+//! hence roughly the length of the form (the body is not padded). The publisher origin it is
+//! bound to is inside the ciphertext but is the URL's own host anyway. The token is still a
 //! bearer credential for one change until it expires or is applied: treat handoff URLs in
 //! logs as you would a password-reset link, and keep the lifetime short.
 //!
