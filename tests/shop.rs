@@ -102,7 +102,7 @@ async fn first_visit(shop: &ShopProcess) -> String {
     let reply = shop.origin().get("/").navigation().send().await;
     assert_eq!(reply.status, StatusCode::OK);
     reply
-        .set_cookie("amp_session")
+        .set_cookie("__Host-amp_session")
         .expect("a new session cookie")
 }
 
@@ -143,7 +143,7 @@ async fn full_flow(encoding: Encoding) {
     let action = format!("action-xhr=\"{}/cart/add\"", shop.origin_url());
     assert!(page.body.contains(&action), "{}", page.body);
     assert_eq!(
-        page.set_cookie("amp_session"),
+        page.set_cookie("__Host-amp_session"),
         None,
         "the cache passes no cookies on"
     );
@@ -155,7 +155,7 @@ async fn full_flow(encoding: Encoding) {
     // The browser navigates there: the add is applied to a new first-party session.
     let done = shop.origin().get(handoff).navigation().send().await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let cookie = done.set_cookie("amp_session").expect("a session cookie");
+    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
     let location = done.header("Location").expect("Location");
     assert_eq!(location, format!("{}/cart", shop.origin_url()));
     assert!(!location.contains("token"), "{location}");
@@ -171,7 +171,7 @@ async fn full_flow(encoding: Encoding) {
         .send()
         .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
-    assert_eq!(again.set_cookie("amp_session"), None);
+    assert_eq!(again.set_cookie("__Host-amp_session"), None);
     assert_eq!(cart_json(&shop, &cookie).await, cart);
     // The reload is answered 303 too, so it counts as a completion; only one add applied.
     assert_eq!(
@@ -200,7 +200,7 @@ async fn second_handoff_lands_in_the_same_session() {
         .navigation()
         .send()
         .await;
-    let cookie = done.set_cookie("amp_session").expect("a session cookie");
+    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
 
     // Back on the cache the browser withholds the cookie again; on the origin it sends it.
     let mint = add_from_cache(&shop, Encoding::Multipart, "7", "1", None).await;
@@ -212,7 +212,7 @@ async fn second_handoff_lands_in_the_same_session() {
         .send()
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    assert_eq!(done.set_cookie("amp_session"), None, "no new session");
+    assert_eq!(done.set_cookie("__Host-amp_session"), None, "no new session");
     assert_eq!(
         cart_json(&shop, &cookie).await,
         r#"{"items":[{"product_id":3,"quantity":2},{"product_id":7,"quantity":1}]}"#
@@ -367,7 +367,7 @@ async fn stats_follow_what_happened() {
     // Followed as a navigation: one completion, one add.
     let done = shop.origin().get(&unused).navigation().send().await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let cookie = done.set_cookie("amp_session").expect("a session cookie");
+    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
     assert_eq!(stats(&shop).await, expect(1, 1, 1));
 
     // A direct add with the cookie: an add, no handoff.
@@ -454,7 +454,7 @@ async fn flags_reach_the_layer() {
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let set_cookie = done.header("Set-Cookie").expect("a session cookie");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
-    let cookie = done.set_cookie("amp_session").expect("a session cookie");
+    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
 
     // A link followed after its 1 s lifetime is gone, and nothing is applied.
     let mint = add_from_cache(&shop, Encoding::UrlEncoded, "4", "1", None).await;

@@ -199,7 +199,7 @@ impl<'a> Shopper<'a> {
     /// The value of the origin's session cookie in this browser (WebDriver sees `HttpOnly`
     /// cookies); the current page must be on the origin.
     pub async fn session_cookie(&self) -> Option<String> {
-        match self.client().get_named_cookie("amp_session").await {
+        match self.client().get_named_cookie("__Host-amp_session").await {
             Ok(cookie) => Some(cookie.value().to_owned()),
             Err(_) => None,
         }
