@@ -151,7 +151,10 @@ mod tests {
             (&["Private, max-age=60"], &["Private, max-age=60"]),
             (&["no-store"], &["no-store"]),
             (&["public, no-store"], &["public, no-store"]),
-            (&["no-cache, no-store, must-revalidate"], &["no-cache, no-store, must-revalidate"]),
+            (
+                &["no-cache, no-store, must-revalidate"],
+                &["no-cache, no-store, must-revalidate"],
+            ),
             (&["public"], &["private"]),
             (&["PUBLIC, max-age=3600"], &["private, max-age=3600"]),
             (&["max-age=60, s-maxage=600"], &["private, max-age=60"]),
@@ -162,9 +165,18 @@ mod tests {
             (&["public", "max-age=5"], &["private, max-age=5"]),
             (&["private", "s-maxage=5"], &["private"]),
             (&["private=\"Set-Cookie\""], &["private"]),
-            (&["private=\"a, public\", max-age=1"], &["private, max-age=1"]),
-            (&["no-cache=\"x, y\", public"], &["private, no-cache=\"x, y\""]),
-            (&["public, x-ext=\"a\\\"b, c\""], &["private, x-ext=\"a\\\"b, c\""]),
+            (
+                &["private=\"a, public\", max-age=1"],
+                &["private, max-age=1"],
+            ),
+            (
+                &["no-cache=\"x, y\", public"],
+                &["private, no-cache=\"x, y\""],
+            ),
+            (
+                &["public, x-ext=\"a\\\"b, c\""],
+                &["private, x-ext=\"a\\\"b, c\""],
+            ),
         ];
         for (app, want) in rows {
             let (got, _) = run(app, &[]);
@@ -189,9 +201,6 @@ mod tests {
     #[test]
     fn directives_split_outside_quotes() {
         let got: Vec<&[u8]> = directives(b"a, b=\"1,2\" ,, c=\"\\\",\" ,d").collect();
-        assert_eq!(
-            got,
-            [&b"a"[..], b"b=\"1,2\"", b"c=\"\\\",\"", b"d"]
-        );
+        assert_eq!(got, [&b"a"[..], b"b=\"1,2\"", b"c=\"\\\",\"", b"d"]);
     }
 }

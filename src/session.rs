@@ -402,7 +402,10 @@ mod tests {
             (vec![format!("s={v}; s={w}")], Some(id)),
             (vec![format!("s={w}; s={v}")], Some(other)),
             (vec![format!("s={v}"), format!("s={w}")], Some(id)),
-            (vec![format!("s=junk"), format!("s={w}; s={v}")], Some(other)),
+            (
+                vec![format!("s=junk"), format!("s={w}; s={v}")],
+                Some(other),
+            ),
         ];
         for (cookies, want) in rows {
             let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();

@@ -84,7 +84,10 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
     let session = s.session.clone().expect("session attached");
     assert!(session.via_handoff() && session.is_new());
     assert_eq!(session.source(), RequestSource::SameOrigin);
-    assert_eq!(cookie, format!("__Host-amp_session={}", session.id().as_str()));
+    assert_eq!(
+        cookie,
+        format!("__Host-amp_session={}", session.id().as_str())
+    );
 
     // A reload of the handoff URL: redirected, not applied again.
     let again = send(
@@ -166,7 +169,10 @@ async fn second_handoff_with_the_cookie_keeps_the_session() {
     );
     let seen = rec.seen();
     assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].session.clone().unwrap().id(), seen[1].session.clone().unwrap().id());
+    assert_eq!(
+        seen[0].session.clone().unwrap().id(),
+        seen[1].session.clone().unwrap().id()
+    );
     assert!(!seen[1].session.clone().unwrap().is_new());
 }
 

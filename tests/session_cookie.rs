@@ -69,7 +69,11 @@ async fn cookie_tossing_table() {
             vec![format!("amp_session={t}"), format!("{COOKIE}={a}")],
             Kept(0),
         ),
-        ("only the tossed bare cookie", vec![format!("amp_session={t}")], New),
+        (
+            "only the tossed bare cookie",
+            vec![format!("amp_session={t}")],
+            New,
+        ),
         (
             "two tossed bare cookies (the old lock-out)",
             vec![format!("amp_session={t}; amp_session={b}")],
@@ -143,20 +147,32 @@ fn check(name: &str, a: &Answer, rec: &Recorder, want: Want, ids: &[SessionId], 
         HandedOff => {
             assert_eq!(seen.len(), 0, "{name}: applied in a session it chose");
             assert!(a.header("amp-redirect-to").is_some(), "{name}: not minted");
-            assert!(a.all("set-cookie").is_empty(), "{name}: {:?}", a.all("set-cookie"));
+            assert!(
+                a.all("set-cookie").is_empty(),
+                "{name}: {:?}",
+                a.all("set-cookie")
+            );
         }
         Kept(i) => {
             assert_eq!(seen.len(), 1, "{name}");
             let s = seen[0].session.clone().expect("a session");
             assert_eq!(s.id(), ids[i], "{name}: not the valid session");
             assert!(!s.is_new(), "{name}");
-            assert!(a.all("set-cookie").is_empty(), "{name}: {:?}", a.all("set-cookie"));
+            assert!(
+                a.all("set-cookie").is_empty(),
+                "{name}: {:?}",
+                a.all("set-cookie")
+            );
         }
         New => {
             assert_eq!(seen.len(), 1, "{name}");
             let s = seen[0].session.clone().expect("a session");
             assert!(s.is_new(), "{name}");
-            assert_ne!(s.id().as_str(), tossed, "{name}: the tossed ID became the session");
+            assert_ne!(
+                s.id().as_str(),
+                tossed,
+                "{name}: the tossed ID became the session"
+            );
             assert!(!ids.contains(&s.id()), "{name}");
             assert_eq!(
                 a.session_cookie(),
@@ -175,7 +191,11 @@ async fn a_completion_ignores_tossed_cookies_and_takes_the_first_valid_session()
     // (row, Cookie header, the session the change lands in: Some(kept) or None for new)
     let rows: Vec<(&str, String, Option<SessionId>)> = vec![
         ("no cookie", String::new(), None),
-        ("only a tossed bare cookie", format!("amp_session={tossed}"), None),
+        (
+            "only a tossed bare cookie",
+            format!("amp_session={tossed}"),
+            None,
+        ),
         (
             "tossed and valid",
             format!("amp_session={tossed}; {COOKIE}={valid}"),
@@ -211,7 +231,11 @@ async fn a_completion_ignores_tossed_cookies_and_takes_the_first_valid_session()
             None => {
                 assert!(s.is_new(), "{row}");
                 assert_ne!(s.id(), tossed, "{row}");
-                assert_eq!(a.session_cookie(), Some(format!("{COOKIE}={}", s.id())), "{row}");
+                assert_eq!(
+                    a.session_cookie(),
+                    Some(format!("{COOKIE}={}", s.id())),
+                    "{row}"
+                );
             }
         }
     }
@@ -384,8 +408,15 @@ async fn lazy_cookie_table() {
     let valid = SessionId::generate();
     let cookie = format!("{COOKIE}={valid}");
     // (row, method, path, headers, cookie set?)
-    let rows: Vec<(&str, &str, &str, Vec<(&str, &str)>, bool)> = vec![
-        ("page that never reads the session", "GET", "/products/1", vec![], false),
+    type Row<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>, bool);
+    let rows: Vec<Row> = vec![
+        (
+            "page that never reads the session",
+            "GET",
+            "/products/1",
+            vec![],
+            false,
+        ),
         ("page that reads it", "GET", "/uses-session", vec![], true),
         (
             "amp-form on the origin that reads it",
@@ -408,13 +439,7 @@ async fn lazy_cookie_table() {
             vec![("cookie", &cookie)],
             false,
         ),
-        (
-            "reads it, but HEAD",
-            "HEAD",
-            "/uses-session",
-            vec![],
-            false,
-        ),
+        ("reads it, but HEAD", "HEAD", "/uses-session", vec![], false),
         (
             "reads it, but a foreign origin",
             "GET",
@@ -430,12 +455,25 @@ async fn lazy_cookie_table() {
         let a = send(&mut svc, request(method, path, &headers, "")).await;
         assert_eq!(a.status, StatusCode::OK, "{row}");
         let s = rec.seen()[0].session.clone().unwrap();
-        assert_eq!(a.session_cookie().is_some(), set, "{row}: {:?}", a.all("set-cookie"));
+        assert_eq!(
+            a.session_cookie().is_some(),
+            set,
+            "{row}: {:?}",
+            a.all("set-cookie")
+        );
         if set {
-            assert_eq!(a.session_cookie(), Some(format!("{COOKIE}={}", s.id())), "{row}");
+            assert_eq!(
+                a.session_cookie(),
+                Some(format!("{COOKIE}={}", s.id())),
+                "{row}"
+            );
             assert_eq!(a.header("cache-control"), Some("private"), "{row}");
         } else {
-            assert_eq!(a.header("cache-control"), None, "{row}: left as the app said");
+            assert_eq!(
+                a.header("cache-control"),
+                None,
+                "{row}: left as the app said"
+            );
         }
     }
 }
@@ -463,7 +501,11 @@ async fn bring_your_own_session_ignores_the_layer_cookie() {
     let rows: Vec<(&str, String, bool)> = vec![
         ("the app's cookie", "app_sid=xyz".into(), true),
         ("the layer's cookie only", format!("{COOKIE}={id}"), false),
-        ("a bare amp_session only", format!("amp_session={id}"), false),
+        (
+            "a bare amp_session only",
+            format!("amp_session={id}"),
+            false,
+        ),
         ("no cookie", String::new(), false),
     ];
     for (row, cookie, passes) in rows {

@@ -155,7 +155,9 @@ async fn full_flow(encoding: Encoding) {
     // The browser navigates there: the add is applied to a new first-party session.
     let done = shop.origin().get(handoff).navigation().send().await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
+    let cookie = done
+        .set_cookie("__Host-amp_session")
+        .expect("a session cookie");
     let location = done.header("Location").expect("Location");
     assert_eq!(location, format!("{}/cart", shop.origin_url()));
     assert!(!location.contains("token"), "{location}");
@@ -200,7 +202,9 @@ async fn second_handoff_lands_in_the_same_session() {
         .navigation()
         .send()
         .await;
-    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
+    let cookie = done
+        .set_cookie("__Host-amp_session")
+        .expect("a session cookie");
 
     // Back on the cache the browser withholds the cookie again; on the origin it sends it.
     let mint = add_from_cache(&shop, Encoding::Multipart, "7", "1", None).await;
@@ -212,7 +216,11 @@ async fn second_handoff_lands_in_the_same_session() {
         .send()
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    assert_eq!(done.set_cookie("__Host-amp_session"), None, "no new session");
+    assert_eq!(
+        done.set_cookie("__Host-amp_session"),
+        None,
+        "no new session"
+    );
     assert_eq!(
         cart_json(&shop, &cookie).await,
         r#"{"items":[{"product_id":3,"quantity":2},{"product_id":7,"quantity":1}]}"#
@@ -367,7 +375,9 @@ async fn stats_follow_what_happened() {
     // Followed as a navigation: one completion, one add.
     let done = shop.origin().get(&unused).navigation().send().await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
+    let cookie = done
+        .set_cookie("__Host-amp_session")
+        .expect("a session cookie");
     assert_eq!(stats(&shop).await, expect(1, 1, 1));
 
     // A direct add with the cookie: an add, no handoff.
@@ -454,7 +464,9 @@ async fn flags_reach_the_layer() {
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let set_cookie = done.header("Set-Cookie").expect("a session cookie");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
-    let cookie = done.set_cookie("__Host-amp_session").expect("a session cookie");
+    let cookie = done
+        .set_cookie("__Host-amp_session")
+        .expect("a session cookie");
 
     // A link followed after its 1 s lifetime is gone, and nothing is applied.
     let mint = add_from_cache(&shop, Encoding::UrlEncoded, "4", "1", None).await;
