@@ -103,7 +103,9 @@ pub use email::{AMP_EMAIL_ALLOW_SENDER, AMP_EMAIL_SENDER};
 #[cfg(feature = "axum")]
 pub use extract::MissingAmpSession;
 pub use future::ResponseFuture;
-pub use handoff::{HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, TOKEN_PARAM};
+pub use handoff::{
+    HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, RETURN_PATH_FIELD, TOKEN_PARAM,
+};
 pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN};
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;

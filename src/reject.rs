@@ -174,6 +174,14 @@ pub(crate) mod reasons {
         StatusCode::BAD_REQUEST,
         "the confirmation form is malformed",
     );
+    pub(crate) const MINT_METHOD: Rejection = Rejection::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only POST forms can be sent from this page",
+    );
+    pub(crate) const HANDOFF_PUBLISHER: Rejection = Rejection::new(
+        StatusCode::BAD_REQUEST,
+        "the handoff link was made for another site",
+    );
     pub(crate) const REPLAY_UNAVAILABLE: Rejection = Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "your change was not applied; please try again in a moment",
@@ -198,6 +206,8 @@ pub(crate) mod reasons {
         HANDOFF_TARGET,
         CONFIRM_ORIGIN,
         CONFIRM_BODY,
+        MINT_METHOD,
+        HANDOFF_PUBLISHER,
         REPLAY_UNAVAILABLE,
     ];
 }

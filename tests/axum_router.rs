@@ -43,6 +43,7 @@ fn layer() -> AmpSessionLayer {
     AmpSessionLayer::builder()
         .publisher_origin("https://shop.example")
         .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+        .direct_route("/cart/add")
         .build()
         .unwrap()
 }
@@ -63,6 +64,10 @@ async fn complete(app: &Router, handoff: &str) -> (http::response::Parts, String
     let req = Request::get(handoff)
         .header("sec-fetch-mode", "navigate")
         .header("sec-fetch-dest", "document")
+        .header(
+            "referer",
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/",
+        )
         .body(Body::empty())
         .unwrap();
     let (parts, body) = app.clone().oneshot(req).await.unwrap().into_parts();

@@ -324,7 +324,7 @@ async fn set_cookie_and_cache_control_table() {
                 let done = send(&mut svc, request("GET", &to, &NAV, "")).await;
                 if let CompletionReload = ask {
                     let cookie = done.session_cookie().expect("a new session");
-                    let headers = [NAV[0], NAV[1], ("cookie", &*cookie)];
+                    let headers = [NAV[0], NAV[1], NAV[2], ("cookie", &*cookie)];
                     send(&mut svc, request("GET", &to, &headers, "")).await
                 } else {
                     done

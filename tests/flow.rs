@@ -92,7 +92,12 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
     // A reload of the handoff URL: redirected, not applied again.
     let again = send(
         &mut svc,
-        request("GET", &handoff, &[NAV[0], NAV[1], ("cookie", &cookie)], ""),
+        request(
+            "GET",
+            &handoff,
+            &[NAV[0], NAV[1], NAV[2], ("cookie", &cookie)],
+            "",
+        ),
     )
     .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
@@ -158,7 +163,12 @@ async fn second_handoff_with_the_cookie_keeps_the_session() {
     .await;
     let a = send(
         &mut svc,
-        request("GET", &second, &[NAV[0], NAV[1], ("cookie", &cookie)], ""),
+        request(
+            "GET",
+            &second,
+            &[NAV[0], NAV[1], NAV[2], ("cookie", &cookie)],
+            "",
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
@@ -436,13 +446,32 @@ async fn handoff_completion_refusals() {
 }
 
 #[tokio::test]
-async fn navigation_without_sec_fetch_headers_completes() {
-    // Older browsers send no Sec-Fetch-*: the headers are enforced only when present.
+async fn navigation_without_sec_fetch_headers_asks_first() {
+    // Older browsers and programs send no Sec-Fetch-*: enforced only when present, and
+    // without them the navigation's provenance is unknown, so the shopper confirms.
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     let handoff = mint(&mut svc, "application/x-www-form-urlencoded", "a=1", None).await;
-    let a = send(&mut svc, request("GET", &handoff, &[], "")).await;
-    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let a = send(&mut svc, request("GET", &handoff, &[NAV[2]], "")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("x-frame-options"), Some("DENY"));
+    assert_eq!(rec.count(), 0);
+    let token = handoff.split("token=").nth(1).unwrap();
+    let a = send(
+        &mut svc,
+        request(
+            "POST",
+            "/_amp/handoff",
+            &[
+                ("origin", PUBLISHER),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("token={token}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(rec.count(), 1);
 }
 
 #[tokio::test]

@@ -414,7 +414,7 @@ fn fuzz_layer() -> AmpSessionLayer {
                 .port(8081),
         )
         .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
-        .sensitive_path("/account/")
+        .direct_route("/cart/")
         .email_sender("@shop.example")
         .build()
         .unwrap()

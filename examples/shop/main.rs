@@ -81,7 +81,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .port(args.cache_port),
         )
         .handoff_ttl(args.handoff_ttl)
-        .same_site(args.same_site);
+        .same_site(args.same_site)
+        // Adding to the cart applies on arrival from the cache page; anything else asks first.
+        .direct_route("/cart/add");
     if let Some(url) = &args.redis {
         // Unreachable Redis is a start-up error, like any other configuration error.
         builder = builder.replay_guard(RedisReplayGuard::connect(url).await?);

@@ -63,7 +63,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| World {
         )
         .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
         .replay_guard(Steered)
-        .sensitive_path("/account/")
+        .direct_route("/cart/")
         .email_sender("@shop.example")
         .build()
         .unwrap(),

@@ -20,9 +20,15 @@ pub const LOCAL_CACHE: &str = "http://shop-example.cache.localhost:8081";
 pub const OTHER_CACHE: &str = "https://evil-example.cdn.ampproject.org";
 /// The session cookie's name by default (no cookie domain: `__Host-` prefixed).
 pub const COOKIE: &str = "__Host-amp_session";
-pub const NAV: [(&str, &str); 2] = [
+/// The shopper's own handoff navigation: the cache page following `AMP-Redirect-To`
+/// (what Chromium, Firefox and WebKit send; the cache page URL is the `Referer`).
+pub const NAV: [(&str, &str); 3] = [
     ("sec-fetch-mode", "navigate"),
     ("sec-fetch-dest", "document"),
+    (
+        "referer",
+        "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/1",
+    ),
 ];
 
 /// What the app saw of one request.
@@ -105,6 +111,8 @@ pub fn builder() -> ConfigBuilder {
                 .allow_http()
                 .port(8081),
         )
+        // As the shop: adding to the cart applies on arrival from the cache page.
+        .direct_route("/cart/add")
 }
 
 pub type Svc = tower_amp_session::AmpSessionService<App>;
