@@ -70,6 +70,7 @@
 #![cfg_attr(test, allow(clippy::type_complexity))]
 
 mod body;
+mod cache_control;
 mod cache_domain;
 pub mod cache_url;
 mod classify;

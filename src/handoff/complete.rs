@@ -17,7 +17,7 @@ use crate::form;
 use crate::reject::{reasons, Rejection};
 use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
 use crate::return_path::validate_return_path;
-use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
+use crate::session::{read_cookie, AmpSession, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
 use super::answers::{confirmation_page, failure, see_other};
@@ -211,12 +211,7 @@ where
     ext.insert(ViaHandoff);
     let set_cookie = match session {
         Some((id, is_new)) => {
-            ext.insert(AmpSession {
-                id,
-                is_new,
-                source: RequestSource::SameOrigin,
-                via_handoff: true,
-            });
+            ext.insert(AmpSession::new(id, is_new, RequestSource::SameOrigin, true));
             is_new.then(|| config.cookie.render(&id))
         }
         None => {
@@ -427,14 +422,8 @@ fn check(
     let session = match config.session_mode {
         SessionMode::External(_) => None,
         SessionMode::Own => Some(match read_cookie(h, &config.cookie_name) {
-            CookieState::Valid(id) => (id, false),
-            CookieState::Absent => (SessionId::generate(), true),
-            CookieState::Conflicting => {
-                return Err(Refusal {
-                    rejection: reasons::CONFLICTING_COOKIES,
-                    back,
-                })
-            }
+            Some(id) => (id, false),
+            None => (SessionId::generate(), true),
         }),
     };
     token.change.return_path = return_path;
