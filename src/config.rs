@@ -60,6 +60,8 @@ pub enum ConfigError {
     InvalidCookieName(String),
     /// The cookie domain is not a host name.
     InvalidCookieDomain(String),
+    /// A `__Host-` cookie name with a cookie domain: browsers refuse to store such a cookie.
+    HostPrefixWithDomain(String),
     /// The handoff path is not an absolute path without query (e.g. `/_amp/handoff`).
     InvalidHandoffPath(String),
     /// A cache domain is not a host name.
@@ -94,6 +96,10 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::InvalidCookieName(n) => write!(f, "invalid cookie name {n:?}"),
             ConfigError::InvalidCookieDomain(d) => write!(f, "invalid cookie domain {d:?}"),
+            ConfigError::HostPrefixWithDomain(n) => write!(
+                f,
+                "cookie name {n:?} has the __Host- prefix, which browsers refuse with a cookie domain"
+            ),
             ConfigError::InvalidHandoffPath(p) => {
                 write!(f, "handoff path {p:?} must be an absolute path like /_amp/handoff")
             }
@@ -159,6 +165,7 @@ pub struct ConfigBuilder {
     cookie_name: String,
     cookie_max_age: Duration,
     cookie_domain: Option<String>,
+    lazy_cookie: bool,
     same_site: SameSite,
     handoff_path: String,
     handoff_ttl: Duration,
@@ -194,6 +201,7 @@ impl Default for ConfigBuilder {
             cookie_name: "amp_session".into(),
             cookie_max_age: Duration::from_secs(30 * 24 * 3600),
             cookie_domain: None,
+            lazy_cookie: false,
             same_site: SameSite::None,
             handoff_path: "/_amp/handoff".into(),
             handoff_ttl: Duration::from_secs(120),
@@ -237,7 +245,23 @@ impl ConfigBuilder {
         self
     }
 
-    /// The session cookie's name (default `amp_session`).
+    /// The session cookie's name (default `amp_session`). Without a
+    /// [`cookie_domain`](ConfigBuilder::cookie_domain) the cookie is sent as
+    /// `__Host-<name>` (so `__Host-amp_session` by default; a name that already starts with
+    /// `__Host-` is kept as it is). Browsers store a `__Host-` cookie only from a secure page
+    /// of the very host, without `Domain`: a sibling subdomain cannot set one, so it cannot
+    /// choose (fix) or jam the session. A cookie of the bare name is then not the session.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
+    ///     .cookie_name("shop_session") // sent as __Host-shop_session
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.cookie_name = name.into();
         self
@@ -249,9 +273,45 @@ impl ConfigBuilder {
         self
     }
 
-    /// The session cookie's `Domain` (default none: host-only).
+    /// The session cookie's `Domain` (default none: host-only, `__Host-` prefixed).
+    ///
+    /// Setting it shares the session with every subdomain of `domain`, and gives up the
+    /// `__Host-` prefix (browsers refuse it with a `Domain`): the cookie is named exactly
+    /// [`cookie_name`](ConfigBuilder::cookie_name). Then any page on a sibling subdomain
+    /// (`evil.shop.example`, a user-content or staging host) can set a cookie of that name
+    /// for the whole domain ("cookie tossing"), and so **fix the session**: the shopper
+    /// goes on in a session the attacker chose and can read. When a request carries several
+    /// values, the first valid one is the session, and browsers send the one with the longest
+    /// `Path` first, which a tossed cookie can choose. Only configure a domain when you
+    /// control every host under it. A `__Host-` name with a domain is refused by
+    /// [`build`](ConfigBuilder::build).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie_domain = Some(domain.into());
+        self
+    }
+
+    /// Lazy cookies (default `false`): a new session's cookie is only set when the handler
+    /// used the session, that is called [`AmpSession::id`](crate::AmpSession::id). Pages
+    /// that never look at the session (a product page, a 404) then set no cookie, so a
+    /// shared cache may keep them as the app said, and crawlers start no sessions. A
+    /// completed handoff always sets it (the change was applied in that session).
+    ///
+    /// The default, eager mode sets the cookie on the first answer to a browser and costs
+    /// nothing per request; lazy mode costs one small allocation per request that starts a
+    /// session.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
+    ///     .lazy_cookie(true)
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn lazy_cookie(mut self, lazy: bool) -> Self {
+        self.lazy_cookie = lazy;
         self
     }
 
@@ -479,8 +539,16 @@ impl ConfigBuilder {
                     .collect(),
             ),
         };
+        let cookie_name = match &self.cookie_domain {
+            None if has_host_prefix(&self.cookie_name) => self.cookie_name,
+            None => format!("{HOST_PREFIX}{}", self.cookie_name),
+            Some(_) if has_host_prefix(&self.cookie_name) => {
+                return Err(ConfigError::HostPrefixWithDomain(self.cookie_name))
+            }
+            Some(_) => self.cookie_name,
+        };
         let cookie = CookieTemplate::new(
-            &self.cookie_name,
+            &cookie_name,
             self.cookie_max_age,
             same_site,
             self.cookie_domain.as_deref(),
@@ -490,8 +558,9 @@ impl ConfigBuilder {
             publishers,
             caches: self.caches,
             keyring,
-            cookie_name: self.cookie_name.into(),
+            cookie_name: cookie_name.into(),
             cookie,
+            lazy_cookie: self.lazy_cookie,
             handoff_path: self.handoff_path.into(),
             handoff_ttl: ttl,
             clock_skew: self.clock_skew.as_secs(),
@@ -588,6 +657,15 @@ fn parse_publisher(text: &str) -> Result<Publisher, ConfigError> {
     })
 }
 
+/// The cookie prefix that binds a cookie to one host (RFC 6265bis, "Cookie Name Prefixes").
+const HOST_PREFIX: &str = "__Host-";
+
+/// Browsers match cookie prefixes without regard to case.
+fn has_host_prefix(name: &str) -> bool {
+    name.get(..HOST_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(HOST_PREFIX))
+}
+
 fn is_cookie_token(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -602,8 +680,11 @@ pub(crate) struct Config {
     pub(crate) publishers: Vec<Publisher>,
     pub(crate) caches: Vec<CacheDomain>,
     pub(crate) keyring: Keyring,
+    /// The name the cookie is sent and read under (`__Host-` prefixed without a domain).
     pub(crate) cookie_name: Box<str>,
     pub(crate) cookie: CookieTemplate,
+    /// Issue a new session's cookie only once the handler read its ID.
+    pub(crate) lazy_cookie: bool,
     pub(crate) handoff_path: Box<str>,
     pub(crate) handoff_ttl: u64,
     pub(crate) clock_skew: u64,

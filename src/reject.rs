@@ -122,8 +122,6 @@ pub(crate) mod reasons {
         StatusCode::FORBIDDEN,
         "__amp_source_origin is not a publisher origin",
     );
-    pub(crate) const CONFLICTING_COOKIES: Rejection =
-        Rejection::new(StatusCode::BAD_REQUEST, "conflicting session cookies");
     pub(crate) const BODY_TOO_LARGE: Rejection = Rejection::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "the form is too large to send from this page",
@@ -205,7 +203,6 @@ pub(crate) mod reasons {
         FOREIGN_ORIGIN,
         NO_ORIGIN,
         SOURCE_ORIGIN,
-        CONFLICTING_COOKIES,
         BODY_TOO_LARGE,
         BODY_UNREADABLE,
         UNSUPPORTED_FORM,

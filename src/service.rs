@@ -14,10 +14,10 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::classify::{Classified, RequestSource};
 use crate::config::{Config, SessionMode};
 use crate::cors;
-use crate::future::ResponseFuture;
+use crate::future::{Extra, ResponseFuture};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
-use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
+use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
 
 /// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).
 ///
@@ -124,28 +124,30 @@ where
         // The browser withheld (or never had) the cookie on the cache: hand off.
         let hand_off = changing && classified.source == RequestSource::AmpCache;
 
-        let mut set_cookie = None;
+        let mut extra = Extra::None;
         match &config.session_mode {
             SessionMode::Own => {
                 let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
-                    CookieState::Valid(id) => (id, false),
-                    CookieState::Conflicting => {
-                        return reject(reasons::CONFLICTING_COOKIES, &req, classified)
-                    }
-                    CookieState::Absent if hand_off => return mint(config, classified, req),
-                    CookieState::Absent => (SessionId::generate(), true),
+                    Some(id) => (id, false),
+                    None if hand_off => return mint(config, classified, req),
+                    None => (SessionId::generate(), true),
                 };
-                // Email clients send no cookies: an ephemeral session, no cookie to set.
-                if is_new && classified.source != RequestSource::AmpEmail {
-                    tracing::debug!(source = classified.source.as_str(), session = %id, "amp_session.session_issued");
-                    set_cookie = Some(config.cookie.render(&id));
+                let mut session = AmpSession::new(id, is_new, classified.source, false);
+                if is_new && gets_cookie(classified.source, req.method()) {
+                    if config.lazy_cookie {
+                        let lazy = LazyCookie::new(id, classified.source, config.clone());
+                        session.lazy = Some(lazy.clone());
+                        extra = Extra::LazyCookie(lazy);
+                    } else {
+                        tracing::debug!(
+                            source = classified.source.as_str(),
+                            session = %id.redacted(),
+                            "amp_session.session_issued"
+                        );
+                        extra = Extra::SetCookie(config.cookie.render(&id));
+                    }
                 }
-                req.extensions_mut().insert(AmpSession {
-                    id,
-                    is_new,
-                    source: classified.source,
-                    via_handoff: false,
-                });
+                req.extensions_mut().insert(session);
             }
             SessionMode::External(name) => {
                 if hand_off && !has_cookie(req.headers(), name) {
@@ -161,12 +163,12 @@ where
             );
         }
         let future = self.inner.call(req.map(RequestBody::inner));
-        ResponseFuture::call(
-            future,
-            classified.cors_origin,
-            set_cookie,
-            classified.email_sender,
-        )
+        let extra = match (extra, classified.email_sender) {
+            // Email requests get no cookie, so the two never meet.
+            (Extra::None, Some(sender)) => Extra::EmailSender(sender),
+            (extra, _) => extra,
+        };
+        ResponseFuture::call(future, classified.cors_origin, extra)
     }
 }
 
@@ -186,6 +188,18 @@ where
     ResponseFuture::handoff(Box::pin(async move {
         Ok(handoff::mint(config, classified, parts, body).await)
     }))
+}
+
+/// Whether a new session's answer sets its cookie. Not to `HEAD` (a shared cache may update a
+/// stored `GET` answer with a `HEAD` answer's headers, and link checkers and monitors would
+/// start sessions) nor `OPTIONS` (a preflight, or a probe: no browser keeps a session from
+/// it); not to a foreign origin (a page elsewhere must not start or learn the visitor's
+/// session, and may be a cache in front of someone else); not to an AMP email (no cookies).
+/// Those requests get a session that lasts one request.
+fn gets_cookie(source: RequestSource, method: &http::Method) -> bool {
+    !matches!(source, RequestSource::Foreign | RequestSource::AmpEmail)
+        && method != http::Method::HEAD
+        && method != http::Method::OPTIONS
 }
 
 /// Whether the app's own session cookie is present with a value (bring-your-own mode).

@@ -90,7 +90,7 @@ async fn wrap_router_completes_handoffs_into_any_route() {
     let cookie = parts.headers["set-cookie"].to_str().unwrap();
     let cart = carts.lock().unwrap().clone();
     assert_eq!(cart.len(), 1);
-    assert!(cookie.starts_with(&format!("amp_session={}", cart[0].0)));
+    assert!(cookie.starts_with(&format!("__Host-amp_session={}", cart[0].0)));
 
     let (again, _) = complete(&app, &handoff).await;
     assert_eq!(

@@ -74,7 +74,7 @@ async fn with_the_cookie_other_methods_reach_the_app() {
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     let id = tower_amp_session::SessionId::generate();
-    let cookie = format!("amp_session={}", id.as_str());
+    let cookie = format!("__Host-amp_session={}", id.as_str());
     for method in ["PUT", "DELETE", "PATCH"] {
         let a = send(
             &mut svc,
@@ -135,7 +135,7 @@ async fn source_origin_is_recognised_however_its_name_is_spelled() {
         "__%61mp_source_origin",
     ];
     let id = tower_amp_session::SessionId::generate();
-    let cookie = format!("amp_session={}", id.as_str());
+    let cookie = format!("__Host-amp_session={}", id.as_str());
     for name in spellings {
         for (value, ok) in [
             ("https%3A%2F%2Fshop.example", true),

@@ -17,7 +17,7 @@ use crate::form;
 use crate::reject::{reasons, Rejection};
 use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
 use crate::return_path::validate_return_path;
-use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
+use crate::session::{read_cookie, AmpSession, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
 use super::answers::{confirmation_page, failure, see_other};
@@ -211,12 +211,7 @@ where
     ext.insert(ViaHandoff);
     let set_cookie = match session {
         Some((id, is_new)) => {
-            ext.insert(AmpSession {
-                id,
-                is_new,
-                source: RequestSource::SameOrigin,
-                via_handoff: true,
-            });
+            ext.insert(AmpSession::new(id, is_new, RequestSource::SameOrigin, true));
             is_new.then(|| config.cookie.render(&id))
         }
         None => {
@@ -398,7 +393,6 @@ fn check(
     let publisher = &config.publishers[index];
     let mut token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
         .map_err(token_rejection)?;
-    let bound = super::binding::take_publisher(&mut token);
     let change = &token.change;
     // The mint validates the return path and falls back (field → Referer → `/`), so a
     // token with an invalid one, or one that is the handoff path (a chained handoff), was
@@ -410,7 +404,7 @@ fn check(
         .filter(|p| !config.is_layer_path(p))
         .ok_or(Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
     // Minted for another publisher origin of this layer: never applied here.
-    if bound.as_deref() != Some(&*publisher.origin) {
+    if token.publisher != *publisher.origin {
         return Err(reasons::HANDOFF_PUBLISHER.into());
     }
     let back = return_path.clone();
@@ -427,14 +421,8 @@ fn check(
     let session = match config.session_mode {
         SessionMode::External(_) => None,
         SessionMode::Own => Some(match read_cookie(h, &config.cookie_name) {
-            CookieState::Valid(id) => (id, false),
-            CookieState::Absent => (SessionId::generate(), true),
-            CookieState::Conflicting => {
-                return Err(Refusal {
-                    rejection: reasons::CONFLICTING_COOKIES,
-                    back,
-                })
-            }
+            Some(id) => (id, false),
+            None => (SessionId::generate(), true),
         }),
     };
     token.change.return_path = return_path;

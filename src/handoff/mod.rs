@@ -12,7 +12,6 @@
 //! confirmation page; only its first-party POST applies the change.
 
 mod answers;
-mod binding;
 mod complete;
 mod mint;
 mod service;

@@ -18,6 +18,8 @@ pub const BING: &str = "https://shop-example.www.bing-amp.com";
 pub const BING_BARE: &str = "https://shop-example.bing-amp.com";
 pub const LOCAL_CACHE: &str = "http://shop-example.cache.localhost:8081";
 pub const OTHER_CACHE: &str = "https://evil-example.cdn.ampproject.org";
+/// The session cookie's name by default (no cookie domain: `__Host-` prefixed).
+pub const COOKIE: &str = "__Host-amp_session";
 /// The shopper's own handoff navigation: the cache page following `AMP-Redirect-To`
 /// (what Chromium, Firefox and WebKit send; the cache page URL is the `Referer`).
 pub const NAV: [(&str, &str); 3] = [
@@ -83,7 +85,7 @@ pub fn app(
                         .get("content-type")
                         .map(|v| v.to_str().unwrap().to_owned()),
                     body,
-                    session: parts.extensions.get::<AmpSession>().copied(),
+                    session: parts.extensions.get::<AmpSession>().cloned(),
                     origin: parts
                         .headers
                         .get("origin")
@@ -156,7 +158,7 @@ impl Answer {
     pub fn session_cookie(&self) -> Option<String> {
         self.all("set-cookie")
             .into_iter()
-            .find(|c| c.starts_with("amp_session="))
+            .find(|c| c.starts_with("__Host-amp_session="))
             .map(|c| c.split(';').next().unwrap().to_owned())
     }
 }
