@@ -170,5 +170,10 @@ pub use token::{
     TOKEN_VERSION,
 };
 
+// Every Rust snippet of the README compiles (`cargo test --doc`); they use these features.
+#[cfg(all(doctest, feature = "axum", feature = "redis", feature = "test-util"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The boxed error type bodies may fail with (an alias in bounds; not a type to name).
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
