@@ -17,6 +17,7 @@ use crate::service::AmpSessionService;
 ///
 /// ```
 /// use axum::{routing::post, Router};
+/// use tower::ServiceBuilder;
 /// use tower_amp_session::{AmpSessionLayer, Keyring};
 ///
 /// let layer = AmpSessionLayer::builder()
@@ -25,9 +26,12 @@ use crate::service::AmpSessionService;
 ///     .build()
 ///     .expect("valid configuration");
 /// let app: Router = Router::new().route("/cart/add", post(|| async { "added" }));
-/// // Around the whole router: with axum, `layer.wrap_router(app)`; with tower,
-/// // `ServiceBuilder::new().layer(layer).service(app)`. Not `Router::layer`, which wraps
-/// // each route on its own, so the handoff endpoint could not reach `/cart/add`.
+/// // Around the whole app: with plain tower (or hyper), a `ServiceBuilder`; with axum
+/// // (feature `axum`), `layer.wrap_router(app)`. Not `Router::layer`, which wraps each
+/// // route on its own, so the handoff endpoint could not reach `/cart/add`.
+/// let svc = ServiceBuilder::new().layer(layer.clone()).service(app.clone());
+/// # let _ = svc;
+/// # #[cfg(feature = "axum")]
 /// let app: Router = layer.wrap_router(app);
 /// # let _ = app;
 /// ```
