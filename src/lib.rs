@@ -24,6 +24,8 @@
 //!     let layer = AmpSessionLayer::builder()
 //!         .publisher_origin("https://shop.example")
 //!         .keyring(Keyring::builder().signing_base64("k1", &std::env::var("AMP_SESSION_KEY")?))
+//!         // Applied on arrival from the cache page; other routes show a confirmation page.
+//!         .direct_route("/cart/add")
 //!         .build()?;
 //!     let app = Router::new()
 //!         .route("/", get(|| async { "products" }))
@@ -70,10 +72,11 @@
 //!    `__amp_source_origin` must name a publisher origin and is removed before the app sees it.
 //! 3. Requests from the publisher's pages get AMP CORS headers (exact `Origin`, credentials,
 //!    `AMP-Redirect-To` exposed) and `Vary: Origin`.
-//! 4. The session cookie is read, or a new 128-bit ID is issued; handlers find an
-//!    [`AmpSession`] in the request extensions.
+//! 4. The session cookie (`__Host-amp_session; HttpOnly; Secure; Path=/; SameSite=None` by
+//!    default) is read, or a new 128-bit ID is issued; handlers find an [`AmpSession`] in the
+//!    request extensions.
 //! 5. A state-changing request from the cache **without** the cookie is not passed to the
-//!    app: the layer signs the form into a handoff token and answers with
+//!    app: the layer seals the form into an encrypted handoff token and answers with
 //!    `AMP-Redirect-To`; amp-form navigates the top window there (steps 1–2 above).
 //! 6. On the origin the layer verifies the token, uses its nonce once ([`ReplayGuard`]),
 //!    reads or issues the first-party session, replays the change through the app, and
@@ -116,6 +119,7 @@
 #![cfg_attr(test, allow(clippy::type_complexity))]
 
 mod body;
+mod cache_control;
 mod cache_domain;
 pub mod cache_url;
 mod classify;
@@ -155,25 +159,31 @@ pub use extract::form::{AmpForm, AmpFormRejection};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum-core")))]
 pub use extract::MissingAmpSession;
 pub use future::ResponseFuture;
-pub use handoff::{HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, TOKEN_PARAM};
+pub use handoff::{
+    HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, RETURN_PATH_FIELD, TOKEN_PARAM,
+};
 pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN};
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;
-pub use replay::{MemoryReplayGuard, NonceStatus, ReplayFuture, ReplayGuard, ReplayGuardError};
+pub use replay::{MemoryReplayGuard, ReplayFuture, ReplayGuard, ReplayGuardError, Reservation};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use replay_redis::RedisReplayGuard;
 pub use service::AmpSessionService;
 pub use session::{AmpSession, SessionId};
-pub use token::{
-    CapturedChange, FormEncoding, HandoffToken, TokenError, MAX_TARGET_LEN, MAX_TOKEN_LEN,
-    TOKEN_VERSION,
-};
 
 // Every Rust snippet of the README compiles (`cargo test --doc`); they use these features.
 #[cfg(all(doctest, feature = "axum", feature = "redis", feature = "test-util"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// The boxed error type bodies may fail with (an alias in bounds; not a type to name).
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The boxed error type the layer's bounds accept from bodies
+/// (`B::Error: Into<BoxError>`), as in tower and hyper.
+///
+/// ```
+/// fn boxed(e: std::io::Error) -> tower_amp_session::BoxError {
+///     e.into()
+/// }
+/// # let _ = boxed;
+/// ```
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

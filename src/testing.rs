@@ -58,9 +58,7 @@ use crate::handoff::{HandoffOutcome, AMP_REDIRECT_TO, TOKEN_PARAM};
 use crate::layer::AmpSessionLayer;
 use crate::reject::Rejection;
 
-/// The hidden field of the publisher's forms that names the cache page to return to.
-// TODO(complete): `crate::RETURN_PATH_FIELD` once it lands.
-const RETURN_PATH_FIELD: &str = "amp_return_path";
+use crate::RETURN_PATH_FIELD;
 const BOUNDARY: &str = "tower-amp-session-testing";
 
 /// One handoff to run through an app: the form, how it is sent, and what the browser has.

@@ -76,6 +76,7 @@ fn quick_start(seen: &Seen) -> (AmpSessionLayer, Router) {
     let layer = AmpSessionLayer::builder()
         .publisher_origin(PUBLISHER)
         .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+        .direct_route("/cart/add")
         .build()
         .unwrap();
     let app = Router::new()

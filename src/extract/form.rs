@@ -13,10 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::form::{form_kind, FormKind};
 
-/// The hidden field the publisher's forms carry for the handoff's return path; the layer
-/// reads it at mint, `AmpForm` leaves it out of the handler's fields.
-// TODO(complete): `crate::RETURN_PATH_FIELD` once it lands.
-const RETURN_PATH_FIELD: &str = "amp_return_path";
+use crate::RETURN_PATH_FIELD;
 
 /// The default body limit of [`AmpForm`]: 64 KiB.
 const DEFAULT_LIMIT: usize = 64 * 1024;
