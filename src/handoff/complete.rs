@@ -203,6 +203,11 @@ where
     if let Ok(o) = HeaderValue::from_str(&publisher.origin) {
         h.insert(ORIGIN, o);
     }
+    // And addressed to the publisher, whatever `Host` a proxy forwarded: an inner
+    // `CsrfLayer` compares `Origin` with `Host`.
+    if let Ok(host) = HeaderValue::from_str(&publisher.authority) {
+        h.insert(HOST, host);
+    }
     if let Some(ct) = content_type {
         h.insert(CONTENT_TYPE, ct);
     }
