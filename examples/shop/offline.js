@@ -112,7 +112,28 @@
     window.top.location.href = url.href;
   }
 
+  // The page's path on the publisher origin, as the runtime's SOURCE_PATH gives it: on a
+  // cache page the path after `/c/s/<host>` or `/c/<host>`, elsewhere the page's own path.
+  function sourcePath() {
+    var m = /^\/c\/(?:s\/)?[^/]+(\/.*)?$/.exec(location.pathname);
+    return m ? (m[1] || '/') : location.pathname;
+  }
+
+  // Variable substitution in hidden inputs that opt in with data-amp-replace (amp-form's
+  // getVarSubsFields_). Only SOURCE_PATH, the one the shop uses; the real runtime fills it
+  // in percent-encoded, so this does too.
+  function substitute(form) {
+    var fields = form.querySelectorAll('input[type="hidden"][data-amp-replace]');
+    Array.prototype.forEach.call(fields, function (input) {
+      var allowed = input.getAttribute('data-amp-replace').split(/\s+/);
+      if (allowed.indexOf('SOURCE_PATH') >= 0 && input.value === 'SOURCE_PATH') {
+        input.value = encodeURIComponent(sourcePath());
+      }
+    });
+  }
+
   function submit(form) {
+    substitute(form);
     var method = (form.getAttribute('method') || 'GET').toUpperCase();
     var action = new URL(form.getAttribute('action-xhr'), location.href);
     // getCorsUrl: every action-xhr request names the publisher origin (a hint, not proof).
