@@ -83,6 +83,7 @@ mod future;
 mod handoff;
 mod keyring;
 mod layer;
+mod query;
 mod reject;
 mod replay;
 #[cfg(feature = "redis")]
