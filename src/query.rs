@@ -14,8 +14,8 @@ use crate::reject::{reasons, Rejection};
 // Called from `token_text` in src/handoff/complete.rs (owned by the `complete` helper).
 #[allow(dead_code)]
 pub(crate) fn token_param_fast(query: &[u8]) -> Option<Result<String, Rejection>> {
-    match param_fast(query, TOKEN_PARAM.as_bytes())? {
-        Pair::One(v) => Some(Ok(std::str::from_utf8(v).ok()?.to_owned())),
+    match param_fast(query, TOKEN_PARAM)? {
+        Pair::One(v) => Some(Ok(v.to_owned())),
         Pair::Several => Some(Err(reasons::HANDOFF_SEVERAL_TOKENS)),
         Pair::Absent => Some(Err(reasons::HANDOFF_NO_TOKEN)),
     }
@@ -24,45 +24,43 @@ pub(crate) fn token_param_fast(query: &[u8]) -> Option<Result<String, Rejection>
 /// What a plain query holds under one key.
 #[derive(Debug, PartialEq, Eq)]
 enum Pair<'a> {
-    One(&'a [u8]),
+    One(&'a str),
     Several,
     Absent,
 }
 
 /// The pairs named `key` (plain ASCII, no `%`, `+`, `&` or `=`) in `query`, split the way
 /// `form_urlencoded::parse` splits (`&`-separated, empty pairs skipped, the first `=` ends
-/// the key, no `=`: an empty value); `None` when decoding could change the answer.
-fn param_fast<'a>(query: &'a [u8], key: &[u8]) -> Option<Pair<'a>> {
+/// the key, no `=`: an empty value); `None` when decoding could change the answer (or the
+/// query is not UTF-8). `str` splitting by a `char` searches with `memchr`.
+fn param_fast<'a>(query: &'a [u8], key: &str) -> Option<Pair<'a>> {
+    let query = std::str::from_utf8(query).ok()?;
     let mut found = None;
-    for pair in query.split(|&b| b == b'&') {
+    for pair in query.split('&') {
         if pair.is_empty() {
             continue;
         }
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if k != key {
             // Another key decodes to `key` only through `%` or `+`.
-            if k.iter().any(|&b| b == b'%' || b == b'+') {
+            if k.bytes().any(|b| b == b'%' || b == b'+') {
                 return None;
             }
             continue;
         }
         // Branch-free so it vectorizes: a token is a few hundred bytes.
         let plain = v
-            .iter()
-            .fold(true, |ok, &b| ok & (b != b'%') & (b != b'+') & b.is_ascii());
+            .bytes()
+            .fold(true, |ok, b| ok & (b != b'%') & (b != b'+') & b.is_ascii());
         if !plain {
             return None;
         }
-        if found.is_some() {
-            // Keep scanning: a later key that needs decoding makes the answer the general
-            // code's, though it can only be "several" too.
-            found = Some(Pair::Several);
-            continue;
-        }
-        found = Some(Pair::One(v));
+        // Keep scanning after a second one: a later key that needs decoding hands the
+        // answer to the general code (which can only say "several" too).
+        found = Some(match found {
+            None => Pair::One(v),
+            Some(_) => Pair::Several,
+        });
     }
     Some(found.unwrap_or(Pair::Absent))
 }
