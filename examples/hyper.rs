@@ -9,7 +9,7 @@
 //! `https://shop-example.cdn.ampproject.org`):
 //!
 //! ```text
-//! # A first visit: a session is issued (Set-Cookie: amp_session=...).
+//! # A first visit: a session is issued (Set-Cookie: __Host-amp_session=...).
 //! curl -si http://127.0.0.1:3000/
 //! # A cookieless POST from the cache page: not applied, answered with a handoff
 //! # (AMP-Redirect-To: https://shop.example/_amp/handoff?token=...).
@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// The app. It only runs for requests the layer let through, and always finds an
 /// `AmpSession` in the extensions (the replay of a handoff included).
 async fn app(req: Request<RequestBody<Incoming>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let Some(session) = req.extensions().get::<AmpSession>().copied() else {
+    let Some(session) = req.extensions().get::<AmpSession>().cloned() else {
         return Ok(text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no AmpSessionLayer",
@@ -94,15 +94,16 @@ async fn app(req: Request<RequestBody<Incoming>>) -> Result<Response<Full<Bytes>
         (&Method::GET, "/") => Ok(text(
             StatusCode::OK,
             &format!(
-                // `Display` shows a short prefix only: safe to print, like the layer's logs.
-                "session {} (new: {}) from {}\n",
+                // `Debug` shows a short prefix only (`Display` is the full ID, the store key):
+                // safe to print, like the layer's logs.
+                "session {:?} (new: {}) from {}\n",
                 session.id(),
                 session.is_new(),
                 session.source().as_str()
             ),
         )),
         (&Method::POST, "/cart/add") => {
-            // A real app keys its cart store by `session.id().as_str()`.
+            // A real app keys its cart store by `session.id()` (or its `to_string()`).
             let form = match req.into_body().collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(_) => return Ok(text(StatusCode::BAD_REQUEST, "unreadable body")),
@@ -110,7 +111,7 @@ async fn app(req: Request<RequestBody<Incoming>>) -> Result<Response<Full<Bytes>
             Ok(text(
                 StatusCode::OK,
                 &format!(
-                    "added to the cart of session {} (from {}, via handoff: {}): {}\n",
+                    "added to the cart of session {:?} (from {}, via handoff: {}): {}\n",
                     session.id(),
                     session.source().as_str(),
                     session.via_handoff(),

@@ -27,13 +27,18 @@ use crate::session::CookieTemplate;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ReturnTo {
-    /// The page the form was on, decoded from the cache page URL in `Referer`
-    /// (`/c/s/<publisher host>/<path>` → `/<path>`), else `/`. Browsers send the full
-    /// cache URL only when the page's referrer policy allows it (e.g.
-    /// `<meta name="referrer" content="no-referrer-when-downgrade">`).
+    /// The page the form was on: the form's [`RETURN_PATH_FIELD`](crate::RETURN_PATH_FIELD)
+    /// (filled in by amp-form from `SOURCE_PATH`); else the cache page URL in `Referer`
+    /// (`/c/s/<publisher host>/<path>` → `/<path>`); else `/`. Each candidate must be a
+    /// path on the publisher origin and not the handoff path.
+    ///
+    /// The field is what works in every engine: Firefox and WebKit send the cache's POST
+    /// with `Referer: <cache origin>/` only, whatever the page's referrer policy, so there
+    /// the `Referer` gives `/`.
     #[default]
     Referer,
-    /// Always this path on the publisher origin.
+    /// Always this path on the publisher origin (the form field, if sent, is still removed).
+    /// [`ConfigBuilder::build`] refuses the handoff path.
     Path(String),
 }
 
@@ -55,6 +60,8 @@ pub enum ConfigError {
     InvalidCookieName(String),
     /// The cookie domain is not a host name.
     InvalidCookieDomain(String),
+    /// A `__Host-` cookie name with a cookie domain: browsers refuse to store such a cookie.
+    HostPrefixWithDomain(String),
     /// The handoff path is not an absolute path without query (e.g. `/_amp/handoff`).
     InvalidHandoffPath(String),
     /// A cache domain is not a host name.
@@ -65,8 +72,11 @@ pub enum ConfigError {
     InvalidReturnPath(String),
     /// The publisher's cache subdomain could not be computed.
     CacheSubdomain(String),
-    /// A sensitive path is not an absolute path.
-    InvalidSensitivePath(String),
+    /// A direct route is not an absolute path without query or fragment, or is the
+    /// handoff path.
+    InvalidDirectRoute(String),
+    /// The fixed return path is the handoff path: a handoff would land on another handoff.
+    ReturnPathIsHandoffPath(String),
     /// An email sender is neither `name@domain` nor `@domain`.
     InvalidEmailSender(String),
 }
@@ -86,6 +96,10 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::InvalidCookieName(n) => write!(f, "invalid cookie name {n:?}"),
             ConfigError::InvalidCookieDomain(d) => write!(f, "invalid cookie domain {d:?}"),
+            ConfigError::HostPrefixWithDomain(n) => write!(
+                f,
+                "cookie name {n:?} has the __Host- prefix, which browsers refuse with a cookie domain"
+            ),
             ConfigError::InvalidHandoffPath(p) => {
                 write!(f, "handoff path {p:?} must be an absolute path like /_amp/handoff")
             }
@@ -93,7 +107,13 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidLimit(what) => write!(f, "{what} is out of range"),
             ConfigError::InvalidReturnPath(p) => write!(f, "return path {p:?} is not a path on the publisher origin"),
             ConfigError::CacheSubdomain(h) => write!(f, "cannot compute the AMP cache subdomain of {h:?}"),
-            ConfigError::InvalidSensitivePath(p) => write!(f, "sensitive path {p:?} must start with '/'"),
+            ConfigError::InvalidDirectRoute(p) => write!(
+                f,
+                "direct route {p:?} must be an absolute path like /cart/add (a prefix when it ends in '/'), without query, and not the handoff path"
+            ),
+            ConfigError::ReturnPathIsHandoffPath(p) => {
+                write!(f, "return path {p:?} is the handoff path (no chained handoffs)")
+            }
             ConfigError::InvalidEmailSender(s) => {
                 write!(f, "email sender {s:?} must be name@domain or @domain")
             }
@@ -145,6 +165,7 @@ pub struct ConfigBuilder {
     cookie_name: String,
     cookie_max_age: Duration,
     cookie_domain: Option<String>,
+    lazy_cookie: bool,
     same_site: SameSite,
     handoff_path: String,
     handoff_ttl: Duration,
@@ -155,7 +176,7 @@ pub struct ConfigBuilder {
     return_to: ReturnTo,
     replay_guard: Option<Arc<dyn ReplayGuard>>,
     clock: Option<Clock>,
-    sensitive_paths: Vec<String>,
+    direct_routes: Vec<String>,
     external_session: Option<String>,
     email_senders: Vec<String>,
 }
@@ -180,6 +201,7 @@ impl Default for ConfigBuilder {
             cookie_name: "amp_session".into(),
             cookie_max_age: Duration::from_secs(30 * 24 * 3600),
             cookie_domain: None,
+            lazy_cookie: false,
             same_site: SameSite::None,
             handoff_path: "/_amp/handoff".into(),
             handoff_ttl: Duration::from_secs(120),
@@ -190,7 +212,7 @@ impl Default for ConfigBuilder {
             return_to: ReturnTo::Referer,
             replay_guard: None,
             clock: None,
-            sensitive_paths: Vec::new(),
+            direct_routes: Vec::new(),
             external_session: None,
             email_senders: Vec::new(),
         }
@@ -223,7 +245,23 @@ impl ConfigBuilder {
         self
     }
 
-    /// The session cookie's name (default `amp_session`).
+    /// The session cookie's name (default `amp_session`). Without a
+    /// [`cookie_domain`](ConfigBuilder::cookie_domain) the cookie is sent as
+    /// `__Host-<name>` (so `__Host-amp_session` by default; a name that already starts with
+    /// `__Host-` is kept as it is). Browsers store a `__Host-` cookie only from a secure page
+    /// of the very host, without `Domain`: a sibling subdomain cannot set one, so it cannot
+    /// choose (fix) or jam the session. A cookie of the bare name is then not the session.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
+    ///     .cookie_name("shop_session") // sent as __Host-shop_session
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.cookie_name = name.into();
         self
@@ -235,9 +273,45 @@ impl ConfigBuilder {
         self
     }
 
-    /// The session cookie's `Domain` (default none: host-only).
+    /// The session cookie's `Domain` (default none: host-only, `__Host-` prefixed).
+    ///
+    /// Setting it shares the session with every subdomain of `domain`, and gives up the
+    /// `__Host-` prefix (browsers refuse it with a `Domain`): the cookie is named exactly
+    /// [`cookie_name`](ConfigBuilder::cookie_name). Then any page on a sibling subdomain
+    /// (`evil.shop.example`, a user-content or staging host) can set a cookie of that name
+    /// for the whole domain ("cookie tossing"), and so **fix the session**: the shopper
+    /// goes on in a session the attacker chose and can read. When a request carries several
+    /// values, the first valid one is the session, and browsers send the one with the longest
+    /// `Path` first, which a tossed cookie can choose. Only configure a domain when you
+    /// control every host under it. A `__Host-` name with a domain is refused by
+    /// [`build`](ConfigBuilder::build).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie_domain = Some(domain.into());
+        self
+    }
+
+    /// Lazy cookies (default `false`): a new session's cookie is only set when the handler
+    /// used the session, that is called [`AmpSession::id`](crate::AmpSession::id). Pages
+    /// that never look at the session (a product page, a 404) then set no cookie, so a
+    /// shared cache may keep them as the app said, and crawlers start no sessions. A
+    /// completed handoff always sets it (the change was applied in that session).
+    ///
+    /// The default, eager mode sets the cookie on the first answer to a browser and costs
+    /// nothing per request; lazy mode costs one small allocation per request that starts a
+    /// session.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
+    ///     .lazy_cookie(true)
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn lazy_cookie(mut self, lazy: bool) -> Self {
+        self.lazy_cookie = lazy;
         self
     }
 
@@ -304,12 +378,36 @@ impl ConfigBuilder {
         self
     }
 
-    /// Marks a route as sensitive: a handoff to it is not applied on arrival but shows a
-    /// page with one button that posts to the origin, first-party; only that post applies
-    /// the change. A path ending in `/` marks every path below it; otherwise it must match
-    /// exactly. For changes a forged link must never apply silently (checkout, account).
-    pub fn sensitive_path(mut self, path: impl Into<String>) -> Self {
-        self.sensitive_paths.push(path.into());
+    /// Declares a route that a handoff may apply without asking the shopper first.
+    ///
+    /// A handoff is applied on arrival only when its navigation comes from this publisher's
+    /// AMP cache page (its `Referer`) **and** its route is declared here. Every other
+    /// handoff shows a confirmation page on the publisher origin that lists the route and
+    /// every field; only the shopper's click on it (a first-party `POST`) applies the change.
+    ///
+    /// `path` is an exact path (`/cart/add`), or a prefix when it ends in `/` (`/cart/`
+    /// declares `/cart/add` and `/cart/remove`, not `/cart`). Query strings are not
+    /// compared. Declare only low-value, additive changes a forged link could do little
+    /// harm with (add to cart, add to a wish list); never account, address, payment,
+    /// e-mail or admin routes. Default: none, so every handoff asks first.
+    ///
+    /// [`ConfigBuilder::build`] refuses a path that does not start with a single `/`, has
+    /// a query, fragment, space or control character, or is the handoff path.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .direct_route("/cart/add")
+    ///     .direct_route("/wishlist/")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn direct_route(mut self, path: impl Into<String>) -> Self {
+        self.direct_routes.push(path.into());
         self
     }
 
@@ -388,8 +486,11 @@ impl ConfigBuilder {
             return Err(ConfigError::InvalidLimit("cookie_max_age"));
         }
         if let ReturnTo::Path(p) = &self.return_to {
-            validate_return_path(p, &publishers[0].url)
+            let valid = validate_return_path(p, &publishers[0].url)
                 .map_err(|_| ConfigError::InvalidReturnPath(p.clone()))?;
+            if is_handoff_path(&self.handoff_path, &valid) {
+                return Err(ConfigError::ReturnPathIsHandoffPath(p.clone()));
+            }
         }
         for c in &self.caches {
             if !c.is_valid() {
@@ -407,9 +508,15 @@ impl ConfigBuilder {
             }
             p.cache_subdomain = sub;
         }
-        for p in &self.sensitive_paths {
-            if !p.starts_with('/') || p.starts_with("//") {
-                return Err(ConfigError::InvalidSensitivePath(p.clone()));
+        for p in &self.direct_routes {
+            let valid = p.starts_with('/')
+                && !p.starts_with("//")
+                && p.len() <= MAX_ROUTE_LEN
+                && p.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+                && !is_handoff_path(&self.handoff_path, p);
+            if !valid {
+                return Err(ConfigError::InvalidDirectRoute(p.clone()));
             }
         }
         for s in &self.email_senders {
@@ -432,8 +539,16 @@ impl ConfigBuilder {
                     .collect(),
             ),
         };
+        let cookie_name = match &self.cookie_domain {
+            None if has_host_prefix(&self.cookie_name) => self.cookie_name,
+            None => format!("{HOST_PREFIX}{}", self.cookie_name),
+            Some(_) if has_host_prefix(&self.cookie_name) => {
+                return Err(ConfigError::HostPrefixWithDomain(self.cookie_name))
+            }
+            Some(_) => self.cookie_name,
+        };
         let cookie = CookieTemplate::new(
-            &self.cookie_name,
+            &cookie_name,
             self.cookie_max_age,
             same_site,
             self.cookie_domain.as_deref(),
@@ -443,8 +558,9 @@ impl ConfigBuilder {
             publishers,
             caches: self.caches,
             keyring,
-            cookie_name: self.cookie_name.into(),
+            cookie_name: cookie_name.into(),
             cookie,
+            lazy_cookie: self.lazy_cookie,
             handoff_path: self.handoff_path.into(),
             handoff_ttl: ttl,
             clock_skew: self.clock_skew.as_secs(),
@@ -458,8 +574,8 @@ impl ConfigBuilder {
             clock: self
                 .clock
                 .unwrap_or_else(|| Arc::new(|| unix(SystemTime::now()))),
-            sensitive_paths: self
-                .sensitive_paths
+            direct_routes: self
+                .direct_routes
                 .into_iter()
                 .map(String::into_boxed_str)
                 .collect(),
@@ -471,6 +587,23 @@ impl ConfigBuilder {
 
 /// Keeps the handoff URL (origin + path + base64 token) well under 8 KiB.
 const MAX_BODY_LIMIT: usize = 5120;
+/// The longest direct route accepted.
+const MAX_ROUTE_LEN: usize = 1024;
+
+/// Whether the path of `path_and_query` is the handoff path, the one path this layer answers
+/// itself. Compared after percent-decoding and ASCII-case-insensitively, so no spelling of
+/// it can make a handoff land on another handoff.
+pub(crate) fn is_handoff_path(handoff_path: &str, path_and_query: &str) -> bool {
+    let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+    if path.eq_ignore_ascii_case(handoff_path) {
+        return true;
+    }
+    if !path.contains('%') {
+        return false;
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode(path.as_bytes()).collect();
+    decoded.eq_ignore_ascii_case(handoff_path.as_bytes())
+}
 
 impl From<Keyring> for KeyringBuilder {
     fn from(k: Keyring) -> Self {
@@ -524,6 +657,15 @@ fn parse_publisher(text: &str) -> Result<Publisher, ConfigError> {
     })
 }
 
+/// The cookie prefix that binds a cookie to one host (RFC 6265bis, "Cookie Name Prefixes").
+const HOST_PREFIX: &str = "__Host-";
+
+/// Browsers match cookie prefixes without regard to case.
+fn has_host_prefix(name: &str) -> bool {
+    name.get(..HOST_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(HOST_PREFIX))
+}
+
 fn is_cookie_token(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -538,8 +680,11 @@ pub(crate) struct Config {
     pub(crate) publishers: Vec<Publisher>,
     pub(crate) caches: Vec<CacheDomain>,
     pub(crate) keyring: Keyring,
+    /// The name the cookie is sent and read under (`__Host-` prefixed without a domain).
     pub(crate) cookie_name: Box<str>,
     pub(crate) cookie: CookieTemplate,
+    /// Issue a new session's cookie only once the handler read its ID.
+    pub(crate) lazy_cookie: bool,
     pub(crate) handoff_path: Box<str>,
     pub(crate) handoff_ttl: u64,
     pub(crate) clock_skew: u64,
@@ -549,7 +694,8 @@ pub(crate) struct Config {
     pub(crate) return_to: ReturnTo,
     pub(crate) replay_guard: Arc<dyn ReplayGuard>,
     pub(crate) clock: Clock,
-    pub(crate) sensitive_paths: Vec<Box<str>>,
+    /// Routes a handoff may apply without the confirmation step ([`ConfigBuilder::direct_route`]).
+    pub(crate) direct_routes: Vec<Box<str>>,
     pub(crate) session_mode: SessionMode,
     /// Whether the "app cookie is SameSite=Strict" warning was logged (once is enough).
     pub(crate) warned_strict: std::sync::atomic::AtomicBool,
@@ -573,16 +719,31 @@ impl Config {
         (self.clock)()
     }
 
-    /// Whether a handoff to `target` (path and query) needs the confirmation step.
-    pub(crate) fn is_sensitive(&self, target: &str) -> bool {
+    /// Whether `target` (path and query) is a declared direct route: exactly, or below a
+    /// declared prefix ending in `/`.
+    ///
+    /// Only a plain path can match: no `%`, `\`, `;`, `//` or dot segment, which a server
+    /// or proxy in front of the app might resolve to another route than the one declared
+    /// (`/cart/../account/email` is below `/cart/` as text, not as a route).
+    pub(crate) fn is_direct_route(&self, target: &str) -> bool {
         let path = target.split('?').next().unwrap_or(target);
-        self.sensitive_paths.iter().any(|p| {
-            if p.ends_with('/') {
-                path.starts_with(&**p)
-            } else {
-                path == &**p
-            }
-        })
+        let plain = !path.contains(['%', '\\', ';'])
+            && !path.contains("//")
+            && path.split('/').all(|seg| seg != "." && seg != "..");
+        plain
+            && self.direct_routes.iter().any(|p| {
+                if p.ends_with('/') {
+                    path.starts_with(&**p)
+                } else {
+                    path == &**p
+                }
+            })
+    }
+
+    /// Whether `path_and_query` is a path the layer answers itself (the handoff path): never
+    /// a return path, never a handoff target.
+    pub(crate) fn is_layer_path(&self, path_and_query: &str) -> bool {
+        is_handoff_path(&self.handoff_path, path_and_query)
     }
 }
 

@@ -33,7 +33,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AmpSession {
         parts
             .extensions
             .get::<AmpSession>()
-            .copied()
+            .cloned()
             .ok_or(MissingAmpSession)
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::header::SET_COOKIE;
@@ -9,8 +10,10 @@ use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
+use crate::cache_control::keep_private;
 use crate::cors;
 use crate::handoff::BoxFuture;
+use crate::session::LazyCookie;
 
 pin_project! {
     /// Response future of [`AmpSessionService`](crate::AmpSessionService).
@@ -42,26 +45,19 @@ pin_project! {
     }
 }
 
-/// The one other header a passed-through answer may get: a session's cookie and an AMP email
+/// The one other thing a passed-through answer may get: a session's cookie and an AMP email
 /// sender never come together (email requests get no cookie).
-enum Extra {
+pub(crate) enum Extra {
     None,
+    /// A new session's cookie (the answer is also made `private`).
     SetCookie(HeaderValue),
+    /// Lazy mode: the cookie, if the handler used the session.
+    LazyCookie(Arc<LazyCookie>),
     EmailSender(HeaderValue),
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn call(
-        future: F,
-        cors_origin: Option<HeaderValue>,
-        set_cookie: Option<HeaderValue>,
-        email_sender: Option<HeaderValue>,
-    ) -> Self {
-        let extra = match (set_cookie, email_sender) {
-            (Some(cookie), _) => Extra::SetCookie(cookie),
-            (None, Some(sender)) => Extra::EmailSender(sender),
-            (None, None) => Extra::None,
-        };
+    pub(crate) fn call(future: F, cors_origin: Option<HeaderValue>, extra: Extra) -> Self {
         ResponseFuture {
             kind: Kind::Call {
                 future,
@@ -107,6 +103,18 @@ where
                     Extra::None => {}
                     Extra::SetCookie(cookie) => {
                         headers.append(SET_COOKIE, cookie);
+                        keep_private(headers);
+                    }
+                    Extra::LazyCookie(lazy) => {
+                        if let Some(cookie) = lazy.cookie() {
+                            tracing::debug!(
+                                source = lazy.source.as_str(),
+                                session = %lazy.id.redacted(),
+                                "amp_session.session_issued"
+                            );
+                            headers.append(SET_COOKIE, cookie);
+                            keep_private(headers);
+                        }
                     }
                     Extra::EmailSender(sender) => {
                         headers.insert(&crate::email::AMP_EMAIL_ALLOW_SENDER, sender);

@@ -1,26 +1,50 @@
-//! Signing keys for handoff tokens: one key signs, older keys still verify.
+//! Keys for handoff tokens: one key seals new tokens, older keys still open them.
+//!
+//! A keyring key is never used as it is. When the keyring is built, each key is expanded with
+//! HKDF-SHA256 (no salt; `info` = [`HANDOFF_INFO`], which names the purpose and the token
+//! format version) into the 256-bit XChaCha20-Poly1305 key that seals and opens handoff tokens.
+//! The derivation runs once per key, never per token. Another purpose or format version gets
+//! another `info`, so it gets unrelated keys from the same keyring.
 
 use std::fmt;
 
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
+use hkdf::Hkdf;
 use sha2::Sha256;
 
-/// The shortest key accepted, in bytes (SPEC: at least 32).
+/// The shortest key accepted, in bytes (SPEC: at least 32). A key should be random: 32
+/// bytes from a CSPRNG, e.g. `openssl rand -base64 32`.
+///
+/// ```
+/// use tower_amp_session::{KeyError, Keyring, MIN_KEY_LEN};
+///
+/// let short = Keyring::builder().signing("k1", [7u8; MIN_KEY_LEN - 1]).build();
+/// assert!(matches!(short, Err(KeyError::TooShort { len: 31, .. })));
+/// ```
 pub const MIN_KEY_LEN: usize = 32;
-/// The longest key id accepted, in bytes. Key ids travel in every token.
+/// The longest key id accepted, in bytes. Key ids travel in clear in every token (they pick
+/// the key), so keep them short and meaningless: `k1`, `2025-06`.
+///
+/// ```
+/// use tower_amp_session::{Keyring, MAX_KEY_ID_LEN};
+///
+/// let long_id = "k".repeat(MAX_KEY_ID_LEN + 1);
+/// assert!(Keyring::builder().signing(long_id, [7u8; 32]).build().is_err());
+/// ```
 pub const MAX_KEY_ID_LEN: usize = 32;
 
-/// Domain separation: a MAC made for another purpose (or another format version) never verifies.
-pub(crate) const PURPOSE: &[u8] = b"tower-amp-session/handoff/v1";
+/// HKDF `info` of the handoff token key: purpose and format version. A token of another
+/// purpose or version is sealed under another key and never opens as a handoff token.
+pub(crate) const HANDOFF_INFO: &[u8] = b"tower-amp-session/handoff/v2";
 
-pub(crate) type HmacSha256 = Hmac<Sha256>;
-
-/// A set of HMAC-SHA256 keys, each with a short public id.
+/// A set of secret keys, each with a short public id.
 ///
-/// The first key added with [`KeyringBuilder::signing`] signs new tokens; keys added with
-/// [`KeyringBuilder::verifying`] only verify, so a key can be rotated out without breaking
-/// handoffs already in flight. A token names its key id and only that key is tried.
+/// The key added with [`KeyringBuilder::signing`] seals new handoff tokens; keys added with
+/// [`KeyringBuilder::verifying`] only open them, so a key can be rotated out without breaking
+/// handoffs already in flight. A token names its key id in clear and only that key is tried.
+/// The keys themselves are never used directly: a per-purpose key is derived from each one
+/// with HKDF-SHA256 when the keyring is built.
 ///
 /// ```
 /// use tower_amp_session::Keyring;
@@ -39,8 +63,18 @@ pub struct Keyring {
 #[derive(Clone)]
 pub(crate) struct KeyEntry {
     pub(crate) id: Box<str>,
-    // HMAC state with the key and purpose already absorbed: each token costs one clone.
-    pub(crate) mac: HmacSha256,
+    /// The handoff token key, derived once from the keyring key (HKDF-SHA256,
+    /// [`HANDOFF_INFO`]). The raw key is not kept.
+    pub(crate) handoff: XChaCha20Poly1305,
+}
+
+/// HKDF-SHA256 of `key` for `info`: the 32-byte key of one purpose.
+pub(crate) fn derive(key: &[u8], info: &[u8]) -> [u8; 32] {
+    let mut okm = [0u8; 32];
+    Hkdf::<Sha256>::new(None, key)
+        .expand(info, &mut okm)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    okm
 }
 
 /// Why a key or keyring was refused.
@@ -64,6 +98,25 @@ pub enum KeyError {
     NoSigningKey,
     /// A second signing key was given.
     SeveralSigningKeys,
+    /// An entry of a key list ([`Keyring::from_list`]) is not `id:<base64>`. `entry` counts
+    /// from 1; the entry itself is never echoed, since it may be a bare key.
+    MissingId {
+        /// Position of the entry in the list, from 1.
+        entry: usize,
+    },
+    /// [`Keyring::from_env`]: the variable (named) is not set.
+    EnvNotSet(String),
+    /// [`Keyring::from_env`]: the variable (named) is set but empty or blank.
+    EnvEmpty(String),
+    /// [`Keyring::from_env`]: the variable (named) is not valid UTF-8.
+    EnvNotUnicode(String),
+    /// [`Keyring::from_env`]: the variable `var` holds a key list that `error` refuses.
+    Env {
+        /// The environment variable.
+        var: String,
+        /// What is wrong with its value.
+        error: Box<KeyError>,
+    },
 }
 
 impl fmt::Display for KeyError {
@@ -83,11 +136,25 @@ impl fmt::Display for KeyError {
             KeyError::SeveralSigningKeys => {
                 f.write_str("the keyring has more than one signing key")
             }
+            KeyError::MissingId { entry } => {
+                write!(f, "key list entry {entry} is not of the form id:<base64>")
+            }
+            KeyError::EnvNotSet(var) => write!(f, "{var} is not set"),
+            KeyError::EnvEmpty(var) => write!(f, "{var} is empty"),
+            KeyError::EnvNotUnicode(var) => write!(f, "{var} is not valid UTF-8"),
+            KeyError::Env { var, error } => write!(f, "{var}: {error}"),
         }
     }
 }
 
-impl std::error::Error for KeyError {}
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyError::Env { error, .. } => Some(&**error),
+            _ => None,
+        }
+    }
+}
 
 /// A keyring under construction; errors surface from [`crate::ConfigBuilder::build`].
 #[derive(Clone, Default)]
@@ -107,19 +174,22 @@ impl Keyring {
     /// Builds a keyring from text such as `k2:<base64>,k1:<base64>`: the first key signs,
     /// all verify. This is the form for instances that share keys through the environment.
     ///
+    /// An entry without `id:` is [`KeyError::MissingId`] with its position: the entry itself
+    /// is likely a bare key and is never echoed into the error.
+    ///
     /// ```
-    /// use tower_amp_session::Keyring;
+    /// use tower_amp_session::{KeyError, Keyring};
     ///
     /// let text = format!("k1:{}", "a".repeat(44));
     /// assert!(Keyring::from_list(&text).is_ok());
-    /// assert!(Keyring::from_list("k1").is_err());
+    /// assert_eq!(Keyring::from_list("k1").unwrap_err(), KeyError::MissingId { entry: 1 });
     /// ```
     pub fn from_list(text: &str) -> Result<Keyring, KeyError> {
         let mut builder = Keyring::builder();
         for (i, item) in text.split(',').map(str::trim).enumerate() {
             let Some((id, key)) = item.split_once(':') else {
                 // Never echo the entry: without `id:` it may be a bare key.
-                return Err(KeyError::InvalidId(String::new()));
+                return Err(KeyError::MissingId { entry: i + 1 });
             };
             builder = if i == 0 {
                 builder.signing_base64(id.trim(), key.trim())
@@ -244,16 +314,10 @@ impl KeyringBuilder {
             if keys.iter().any(|k| *k.id == *id) {
                 return Err(KeyError::DuplicateId(id));
             }
-            let mut mac =
-                <HmacSha256 as KeyInit>::new_from_slice(&key).map_err(|_| KeyError::TooShort {
-                    id: id.clone(),
-                    len: key.len(),
-                })?;
-            mac.update(&[PURPOSE.len() as u8]);
-            mac.update(PURPOSE);
+            let handoff = XChaCha20Poly1305::new(&derive(&key, HANDOFF_INFO).into());
             keys.push(KeyEntry {
                 id: id.into_boxed_str(),
-                mac,
+                handoff,
             });
         }
         Ok(Keyring { keys })
@@ -280,9 +344,10 @@ impl Keyring {
     /// `k2:<base64>,k1:<base64>`: the first key signs, all verify. Give every origin instance
     /// the same value so that a token minted by one completes on any other.
     ///
-    /// A missing, empty or non-UTF-8 variable is [`KeyError::NoSigningKey`]. An entry without
-    /// `id:` is [`KeyError::InvalidId`] with an empty id: the entry itself is likely a bare key
-    /// and is never echoed into the error.
+    /// Every error names the variable: [`KeyError::EnvNotSet`], [`KeyError::EnvEmpty`],
+    /// [`KeyError::EnvNotUnicode`], or [`KeyError::Env`] wrapping what [`Keyring::from_list`]
+    /// refused, e.g. `AMP_SESSION_KEYS: key "k1" is not valid base64`. Key material is never
+    /// echoed into an error.
     ///
     /// ```
     /// use tower_amp_session::{KeyError, Keyring};
@@ -290,18 +355,30 @@ impl Keyring {
     /// std::env::set_var("DOC_AMP_KEYS", format!("k2:{},k1:{}", "a".repeat(44), "b".repeat(44)));
     /// let keyring = Keyring::from_env("DOC_AMP_KEYS")?;
     /// assert_eq!(keyring.signing_key_id(), "k2");
-    /// assert_eq!(Keyring::from_env("DOC_AMP_UNSET").unwrap_err(), KeyError::NoSigningKey);
+    ///
+    /// let unset = Keyring::from_env("DOC_AMP_UNSET").unwrap_err();
+    /// assert_eq!(unset, KeyError::EnvNotSet("DOC_AMP_UNSET".into()));
+    /// assert_eq!(unset.to_string(), "DOC_AMP_UNSET is not set");
+    ///
+    /// std::env::set_var("DOC_AMP_BAD", "k1:not*base64");
+    /// let bad = Keyring::from_env("DOC_AMP_BAD").unwrap_err();
+    /// assert_eq!(bad.to_string(), r#"DOC_AMP_BAD: key "k1" is not valid base64"#);
     /// # Ok::<(), KeyError>(())
     /// ```
     pub fn from_env(var: &str) -> Result<Keyring, KeyError> {
-        let text = std::env::var(var).map_err(|_| KeyError::NoSigningKey)?;
+        let text = match std::env::var(var) {
+            Ok(text) => text,
+            Err(std::env::VarError::NotPresent) => return Err(KeyError::EnvNotSet(var.into())),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(KeyError::EnvNotUnicode(var.into()))
+            }
+        };
         if text.trim().is_empty() {
-            return Err(KeyError::NoSigningKey);
+            return Err(KeyError::EnvEmpty(var.into()));
         }
-        // `from_list` would quote the start of an entry without a colon, which may be a key.
-        if text.split(',').any(|item| !item.contains(':')) {
-            return Err(KeyError::InvalidId(String::new()));
-        }
-        Keyring::from_list(&text)
+        Keyring::from_list(&text).map_err(|error| KeyError::Env {
+            var: var.into(),
+            error: Box::new(error),
+        })
     }
 }

@@ -46,7 +46,7 @@
 //! 4. The session cookie (`HttpOnly; Secure; Path=/; SameSite=None` by default) is read, or a
 //!    new 128-bit ID is issued; handlers find an [`AmpSession`] in the request extensions.
 //! 5. A state-changing request from the cache **without** the cookie is not passed to the app.
-//!    The layer reads the form (bounded), signs it into a [`HandoffToken`] and answers
+//!    The layer reads the form (bounded), seals it into an encrypted handoff token and answers
 //!    `AMP-Redirect-To: https://shop.example/_amp/handoff?token=...`; amp-form navigates the
 //!    top window there.
 //! 6. On the origin the layer verifies the token, consumes its nonce ([`ReplayGuard`]), reads
@@ -70,6 +70,7 @@
 #![cfg_attr(test, allow(clippy::type_complexity))]
 
 mod body;
+mod cache_control;
 mod cache_domain;
 pub mod cache_url;
 mod classify;
@@ -103,20 +104,18 @@ pub use email::{AMP_EMAIL_ALLOW_SENDER, AMP_EMAIL_SENDER};
 #[cfg(feature = "axum")]
 pub use extract::MissingAmpSession;
 pub use future::ResponseFuture;
-pub use handoff::{HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, TOKEN_PARAM};
+pub use handoff::{
+    HandoffOutcome, HandoffService, ViaHandoff, AMP_REDIRECT_TO, RETURN_PATH_FIELD, TOKEN_PARAM,
+};
 pub use keyring::{KeyError, Keyring, KeyringBuilder, MAX_KEY_ID_LEN, MIN_KEY_LEN};
 pub use layer::AmpSessionLayer;
 pub use reject::Rejection;
-pub use replay::{MemoryReplayGuard, NonceStatus, ReplayFuture, ReplayGuard, ReplayGuardError};
+pub use replay::{MemoryReplayGuard, ReplayFuture, ReplayGuard, ReplayGuardError, Reservation};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use replay_redis::RedisReplayGuard;
 pub use service::AmpSessionService;
 pub use session::{AmpSession, SessionId};
-pub use token::{
-    CapturedChange, FormEncoding, HandoffToken, TokenError, MAX_TARGET_LEN, MAX_TOKEN_LEN,
-    TOKEN_VERSION,
-};
 
 /// The boxed error type bodies may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

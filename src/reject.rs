@@ -122,8 +122,6 @@ pub(crate) mod reasons {
         StatusCode::FORBIDDEN,
         "__amp_source_origin is not a publisher origin",
     );
-    pub(crate) const CONFLICTING_COOKIES: Rejection =
-        Rejection::new(StatusCode::BAD_REQUEST, "conflicting session cookies");
     pub(crate) const BODY_TOO_LARGE: Rejection = Rejection::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "the form is too large to send from this page",
@@ -176,9 +174,28 @@ pub(crate) mod reasons {
         StatusCode::BAD_REQUEST,
         "the confirmation form is malformed",
     );
+    pub(crate) const MINT_METHOD: Rejection = Rejection::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only POST forms can be sent from this page",
+    );
+    pub(crate) const HANDOFF_PUBLISHER: Rejection = Rejection::new(
+        StatusCode::BAD_REQUEST,
+        "the handoff link was made for another site",
+    );
     pub(crate) const REPLAY_UNAVAILABLE: Rejection = Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "your change was not applied; please try again in a moment",
+        "this link cannot be checked right now, so nothing was done; please try again in a moment",
+    );
+    /// The replay guard holds the link's nonce as pending: the change is being applied by
+    /// another completion, or that completion never finished.
+    pub(crate) const HANDOFF_PENDING: Rejection = Rejection::new(
+        StatusCode::CONFLICT,
+        "this change is still being applied, or its result is unknown; check before trying again",
+    );
+    /// The replay guard forgot nonces to make room and cannot tell whether this one was used.
+    pub(crate) const REPLAY_FULL: Rejection = Rejection::new(
+        StatusCode::GONE,
+        "this link has expired; please go back and send the form again",
     );
 
     #[cfg(test)]
@@ -186,7 +203,6 @@ pub(crate) mod reasons {
         FOREIGN_ORIGIN,
         NO_ORIGIN,
         SOURCE_ORIGIN,
-        CONFLICTING_COOKIES,
         BODY_TOO_LARGE,
         BODY_UNREADABLE,
         UNSUPPORTED_FORM,
@@ -201,7 +217,11 @@ pub(crate) mod reasons {
         HANDOFF_TARGET,
         CONFIRM_ORIGIN,
         CONFIRM_BODY,
+        MINT_METHOD,
+        HANDOFF_PUBLISHER,
         REPLAY_UNAVAILABLE,
+        HANDOFF_PENDING,
+        REPLAY_FULL,
     ];
 }
 

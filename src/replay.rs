@@ -1,28 +1,55 @@
-//! The replay guard: each handoff token applies its change at most once.
+//! The replay guard: each handoff token applies its change at most once, and a change the
+//! app refused can be retried.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// What [`ReplayGuard::check_and_mark`] found.
+/// What [`ReplayGuard::reserve`] found for a nonce.
+///
+/// ```
+/// use tower_amp_session::Reservation;
+///
+/// fn may_apply(r: Reservation) -> bool {
+///     matches!(r, Reservation::Reserved)
+/// }
+/// assert!(!may_apply(Reservation::Pending));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NonceStatus {
-    /// First use: the nonce is now marked and the change may be applied.
-    Fresh,
-    /// Already used: do not apply the change again.
-    AlreadyUsed,
+#[non_exhaustive]
+pub enum Reservation {
+    /// The nonce was unknown and is now held for this caller (pending): apply the change,
+    /// then [`mark_applied`](ReplayGuard::mark_applied) or [`release`](ReplayGuard::release).
+    Reserved,
+    /// The change was applied already (a reload, a double click): do not apply it again.
+    Applied,
+    /// Another completion holds the nonce: its change is being applied right now, or that
+    /// completion never finished and its result is unknown. Do not apply it.
+    Pending,
 }
 
-/// Why the guard could not answer. The handoff then fails closed: 503, nothing applied.
+/// Why the guard could not answer. The handoff then fails closed: nothing is applied.
+///
+/// ```
+/// use tower_amp_session::ReplayGuardError;
+///
+/// let e = ReplayGuardError::Unavailable("timed out".into());
+/// assert_eq!(e.to_string(), "replay guard unavailable: timed out");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReplayGuardError {
-    /// The guard holds as many live nonces as it may.
+    /// The guard had to forget nonces to make room and cannot tell whether this one was used:
+    /// it expires no later than one it forgot. Such a link can never be used again (the
+    /// layer answers `410`, "send the form again"); links minted later are not affected.
     Full,
-    /// The backing store did not answer (in time).
+    /// The backing store did not answer (in time), or answered something unexpected. The
+    /// layer answers `503` with `Retry-After`.
     Unavailable(String),
 }
 
@@ -37,70 +64,292 @@ impl fmt::Display for ReplayGuardError {
 
 impl std::error::Error for ReplayGuardError {}
 
-/// The future a [`ReplayGuard`] returns.
-pub type ReplayFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<NonceStatus, ReplayGuardError>> + Send + 'a>>;
+/// The future a [`ReplayGuard`] method returns.
+pub type ReplayFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, ReplayGuardError>> + Send + 'a>>;
 
-/// Remembers used handoff nonces until they expire.
+/// Remembers handoff nonces until their tokens expire, in three states: absent, pending
+/// (reserved, the app is applying the change) and applied.
 ///
-/// `check_and_mark` must be atomic: of any number of concurrent calls with one nonce,
-/// exactly one sees [`NonceStatus::Fresh`]. A guard that cannot tell must return an error,
-/// never `Fresh`.
+/// A completion calls [`reserve`](Self::reserve) before it calls the app. Only
+/// [`Reservation::Reserved`] lets it call the app; afterwards it calls
+/// [`mark_applied`](Self::mark_applied) when the app succeeded (2xx/3xx) or
+/// [`release`](Self::release) when the app refused or failed, so that a reload of the link
+/// tries again.
+///
+/// # Contract
+///
+/// - `reserve` is atomic: of any number of concurrent calls with one nonce, on any number of
+///   instances sharing the guard, at most one answers `Reserved` until that reservation is
+///   released.
+/// - A guard that cannot tell must return an error (or `Pending`), never `Reserved`.
+/// - Nonces are 128 random bits chosen by the layer, unique across keys.
+///
+/// # When a completion never finishes
+///
+/// If the completion future is dropped while the app runs (client gone and the server
+/// cancels, a timeout layer, a crash), neither `mark_applied` nor `release` is called: the
+/// app may or may not have applied the change. The reservation then stays pending until
+/// `expires_at` (the token's expiry plus the clock skew); every reload meanwhile answers
+/// "still being applied, or its result is unknown" (`409`), and after that the token itself
+/// has expired (`410`). The change is never retried into a double apply, and the link never
+/// stays blocked past the token's life.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use tower_amp_session::{MemoryReplayGuard, NonceStatus, ReplayGuard};
+/// use tower_amp_session::{MemoryReplayGuard, ReplayGuard, Reservation};
 ///
 /// # futures_util::future::FutureExt::now_or_never(async {
 /// let guard = MemoryReplayGuard::new(1000);
 /// let expires = SystemTime::now() + Duration::from_secs(60);
 /// let nonce = [1u8; 16];
-/// assert_eq!(guard.check_and_mark("k1", &nonce, expires).await, Ok(NonceStatus::Fresh));
-/// assert_eq!(guard.check_and_mark("k1", &nonce, expires).await, Ok(NonceStatus::AlreadyUsed));
+/// assert_eq!(guard.reserve(&nonce, expires).await, Ok(Reservation::Reserved));
+/// assert_eq!(guard.reserve(&nonce, expires).await, Ok(Reservation::Pending));
+/// // The app refused the change: give the nonce back, so a reload retries.
+/// guard.release(&nonce).await.unwrap();
+/// assert_eq!(guard.reserve(&nonce, expires).await, Ok(Reservation::Reserved));
+/// // The app applied it: a reload is redirected, never applied again.
+/// guard.mark_applied(&nonce, expires).await.unwrap();
+/// assert_eq!(guard.reserve(&nonce, expires).await, Ok(Reservation::Applied));
 /// # }).unwrap();
 /// ```
 pub trait ReplayGuard: fmt::Debug + Send + Sync + 'static {
-    /// Marks `nonce` (of a token signed by `key_id`) as used until `expires_at`, and says
-    /// whether it had been used before.
-    fn check_and_mark<'a>(
+    /// Atomically: absent → now pending, answers [`Reservation::Reserved`]; else answers the
+    /// state held. The nonce is kept at least until `expires_at`.
+    fn reserve<'a>(
         &'a self,
-        key_id: &'a str,
         nonce: &'a [u8; 16],
         expires_at: SystemTime,
-    ) -> ReplayFuture<'a>;
+    ) -> ReplayFuture<'a, Reservation>;
+
+    /// Pending → applied, kept until `expires_at`.
+    fn mark_applied<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, ()>;
+
+    /// Pending → absent, so the link can be retried. An applied nonce stays applied.
+    fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()>;
 }
 
-/// The in-memory replay guard: bounded, for a single origin instance.
+/// A shared guard, e.g. one [`MemoryReplayGuard`] behind several layers in one process.
+impl<G: ReplayGuard + ?Sized> ReplayGuard for Arc<G> {
+    fn reserve<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, Reservation> {
+        (**self).reserve(nonce, expires_at)
+    }
+    fn mark_applied<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, ()> {
+        (**self).mark_applied(nonce, expires_at)
+    }
+    fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()> {
+        (**self).release(nonce)
+    }
+}
+
+/// How many inserts pass between two looks at the clock for the periodic sweep.
+const CLOCK_EVERY: u32 = 1024;
+/// How often (seconds) expired nonces are swept when the guard is not full.
+const SWEEP_EVERY: u32 = 60;
+
+/// The in-memory replay guard, for a single origin instance.
 ///
-/// Holds at most `capacity` live nonces. When full it first sweeps expired ones; if it is
-/// still full it fails closed ([`ReplayGuardError::Full`]): the handoff is answered 503 and
-/// nothing is applied. With several origin instances use a shared guard (Redis).
+/// # Memory and capacity
+///
+/// Each nonce takes one 20-byte entry (the 16-byte nonce and a `u32` holding the expiry
+/// second and the state) in a hash table of 21-byte slots (entry and control byte), at most
+/// 7/8 full. Measured with a counting allocator: 24.0 bytes per nonce at the default
+/// capacity, 27.5 at 100 000, 44.0 at 1 000 000 (just after the table doubled). The default
+/// capacity, [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) = 1 835 008 nonces, exactly fills
+/// one table of 2^21 slots: **44 MB** at most, allocated only as nonces arrive.
+///
+/// Expiries are kept in whole seconds from the guard's creation: a nonce that expired
+/// before the guard was created (a layer [`clock`](crate::ConfigBuilder::clock) set in the
+/// past) is refused as [`ReplayGuardError::Full`].
+///
+/// # Flooding
+///
+/// Anyone can mint tokens and complete them, so a flood can fill any bounded guard. Sizing
+/// the guard so that keeping it full needs ten times what one core serves would take
+/// gigabytes: one core of the development machine mints and completes about 92 000 handoffs
+/// per CPU-second through the layer (release build, one thread, `ServiceExt`); ten times
+/// that, times the default token life of 150 s (120 s plus 30 s skew), is 138 million
+/// nonces, about 3.3 GB. So the guard is built so that a flood cannot deny real shoppers
+/// instead:
+///
+/// - When full, it first drops expired nonces, then **forgets the nonces that expire first**
+///   (about 1/16 of the capacity at a time) and remembers the latest expiry it forgot (the
+///   *floor*).
+/// - A nonce it does not hold and that expires at or before the floor may have been
+///   forgotten, so it is refused with [`ReplayGuardError::Full`] (the shopper is asked to
+///   send the form again, `410`); it is never answered `Reserved`. A nonce it holds
+///   answers its state as usual, and a nonce that expires after the floor cannot have been
+///   forgotten, so it is reserved as usual.
+/// - Tokens of one layer share one lifetime, so a token expiring after the floor was minted
+///   after every forgotten one. A real shopper's link is refused only when the flood pushes
+///   15/16 of the capacity through the guard between that shopper's mint and completion
+///   (the browser navigates as soon as the mint answers): with the default capacity, 1.7
+///   million completions a second for a shopper who completes within one second (18.7
+///   times what one core serves), 860 000 a second within two seconds (9.3 times). Each
+///   forgotten link belongs to the flood or to a shopper who completed it already; a reload
+///   of such a completed link then says "send the form again" instead of redirecting.
+/// - Making room costs one pass over the table (measured: 25 ms of CPU at the default
+///   capacity, on a busy machine), at most once per 1/16 of the capacity inserted.
+///
+/// Put a rate limiter in front of the handoff path as well (the README shows
+/// `tower_governor`); with several origin instances use a shared guard
+/// (`RedisReplayGuard`).
+///
+/// # Cost
+///
+/// One mutex-guarded lookup in a table hashed by the nonce itself (nonces are random; the
+/// hash is seeded per guard), no clock read per call (the clock is read once every 1024
+/// inserts), and no allocation for the answer. Measured on the development machine while
+/// it was busy (load 17 on 2 cores, CPU time, table in cache): `reserve` of a held nonce
+/// 64 ns, `reserve` + `release` of a new one 120 ns, against 54–65 ns for `get` and
+/// 94–102 ns for `insert` + `remove` on a plain `Mutex<HashMap>` in the same run. No lock
+/// is held across an await: every method is ready when first polled.
+///
+/// ```
+/// use tower_amp_session::{AmpSessionLayer, Keyring, MemoryReplayGuard};
+///
+/// let layer = AmpSessionLayer::builder()
+///     .publisher_origin("https://shop.example")
+///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+///     .replay_guard(MemoryReplayGuard::new(100_000))
+///     .build()
+///     .unwrap();
+/// # let _ = layer;
+/// ```
 pub struct MemoryReplayGuard {
     state: Mutex<State>,
     capacity: usize,
+    /// Unix second before which no expiry is stored (expiries are kept relative to it).
+    base: u64,
+    seed: u64,
 }
 
 struct State {
-    // nonce -> expiry (unix seconds). Nonces are 128 random bits, unique across key ids.
-    used: HashMap<[u8; 16], u64>,
-    next_sweep: u64,
+    map: HashMap<Key, Entry, Seeded>,
+    /// Every nonce that expires at or before this relative second may have been forgotten.
+    floor: u32,
+    /// Relative second of the next periodic sweep.
+    next_sweep: u32,
+    /// Inserts until the next look at the clock.
+    until_clock: u32,
+}
+
+/// The nonce as a hash key: hashed as one `u64` (both halves folded), no SipHash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([u8; 16]);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (lo, hi) = self.0.split_at(8);
+        let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
+        let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
+        state.write_u64(lo ^ hi.rotate_left(29));
+    }
+}
+
+/// Expiry (relative seconds) shifted left by one, the low bit set once applied.
+#[derive(Clone, Copy)]
+struct Entry(u32);
+
+impl Entry {
+    const APPLIED: u32 = 1;
+    fn new(expires: u32, applied: bool) -> Self {
+        Entry((expires << 1) | u32::from(applied))
+    }
+    fn expires(self) -> u32 {
+        self.0 >> 1
+    }
+    fn applied(self) -> bool {
+        self.0 & Self::APPLIED != 0
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Seeded(u64);
+
+impl BuildHasher for Seeded {
+    type Hasher = Fold;
+    fn build_hasher(&self) -> Fold {
+        Fold(self.0)
+    }
+}
+
+/// Mixes the folded nonce with the guard's seed (a multiply and a shift: the input is
+/// random already; the seed keeps chosen nonces from a caller of the trait from colliding
+/// on purpose in a predictable way).
+struct Fold(u64);
+
+impl Hasher for Fold {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl MemoryReplayGuard {
-    /// A guard that holds at most `capacity` live nonces.
+    /// The default capacity: 7/8 of 2^21 nonces, the most a hash table of 2^21 slots
+    /// holds, so the table never grows past 2^21 slots (about 44 MB).
+    ///
+    /// ```
+    /// use tower_amp_session::MemoryReplayGuard;
+    /// assert_eq!(MemoryReplayGuard::default().capacity(), MemoryReplayGuard::DEFAULT_CAPACITY);
+    /// ```
+    pub const DEFAULT_CAPACITY: usize = (1 << 21) / 8 * 7;
+
+    /// A guard that holds at most `capacity` nonces (at least 1).
+    ///
+    /// ```
+    /// let guard = tower_amp_session::MemoryReplayGuard::new(10_000);
+    /// assert_eq!(guard.capacity(), 10_000);
+    /// assert!(guard.is_empty());
+    /// ```
     pub fn new(capacity: usize) -> Self {
+        // One second back, so that every stored expiry is at least 1 (0 is the empty floor).
+        let base = unix(SystemTime::now()).saturating_sub(1);
+        let seed = rand::random::<u64>() | 1;
         MemoryReplayGuard {
             state: Mutex::new(State {
-                used: HashMap::new(),
-                next_sweep: 0,
+                map: HashMap::with_hasher(Seeded(seed)),
+                floor: 0,
+                next_sweep: SWEEP_EVERY,
+                until_clock: CLOCK_EVERY,
             }),
             capacity: capacity.max(1),
+            base,
+            seed,
         }
+    }
+
+    /// How many nonces it may hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// How many nonces are held now (expired ones included until the next sweep).
     pub fn len(&self) -> usize {
-        self.state.lock().map(|s| s.used.len()).unwrap_or(0)
+        self.state.lock().map(|s| s.map.len()).unwrap_or(0)
     }
 
     /// Whether no nonce is held.
@@ -108,45 +357,141 @@ impl MemoryReplayGuard {
         self.len() == 0
     }
 
-    fn mark(
+    /// An expiry as a relative second: 0 for anything before `base`, saturating far ahead.
+    fn rel(&self, t: SystemTime) -> u32 {
+        let secs = unix(t).saturating_sub(self.base);
+        // 2^31 - 1 seconds is 68 years: a later expiry is kept until then.
+        u32::try_from(secs).unwrap_or(u32::MAX).min(u32::MAX >> 1)
+    }
+
+    fn now_rel(&self) -> u32 {
+        self.rel(SystemTime::now())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, ReplayGuardError> {
+        // A poisoned lock means a panic elsewhere mid-update: fail closed.
+        self.state
+            .lock()
+            .map_err(|_| ReplayGuardError::Unavailable("lock poisoned".into()))
+    }
+
+    fn do_reserve(
         &self,
         nonce: &[u8; 16],
         expires_at: SystemTime,
-    ) -> Result<NonceStatus, ReplayGuardError> {
-        let now = unix(SystemTime::now());
-        let expires = unix(expires_at);
-        // A poisoned lock means a panic elsewhere mid-update: fail closed.
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| ReplayGuardError::Unavailable("lock poisoned".into()))?;
-        if let Some(&exp) = state.used.get(nonce) {
-            if exp > now {
-                return Ok(NonceStatus::AlreadyUsed);
+    ) -> Result<Reservation, ReplayGuardError> {
+        let expires = self.rel(expires_at);
+        let mut state = self.lock()?;
+        if let Some(e) = state.map.get(&Key(*nonce)) {
+            return Ok(if e.applied() {
+                Reservation::Applied
+            } else {
+                Reservation::Pending
+            });
+        }
+        self.insert(&mut state, *nonce, Entry::new(expires, false))?;
+        Ok(Reservation::Reserved)
+    }
+
+    fn do_mark_applied(
+        &self,
+        nonce: &[u8; 16],
+        expires_at: SystemTime,
+    ) -> Result<(), ReplayGuardError> {
+        let expires = self.rel(expires_at);
+        let mut state = self.lock()?;
+        match state.map.get_mut(&Key(*nonce)) {
+            Some(e) => {
+                *e = Entry::new(e.expires().max(expires), true);
+                Ok(())
             }
+            // Forgotten to make room (then `reserve` refuses it anyway), or never reserved:
+            // remember it as applied if there is room for it.
+            None => match self.insert(&mut state, *nonce, Entry::new(expires, true)) {
+                Ok(()) | Err(ReplayGuardError::Full) => Ok(()),
+                Err(e) => Err(e),
+            },
         }
-        if state.used.len() >= self.capacity || now >= state.next_sweep {
-            state.used.retain(|_, exp| *exp > now);
-            // Sweep at most once a minute unless pressed for room.
-            state.next_sweep = now + 60;
+    }
+
+    fn do_release(&self, nonce: &[u8; 16]) -> Result<(), ReplayGuardError> {
+        let mut state = self.lock()?;
+        let key = Key(*nonce);
+        if state.map.get(&key).is_some_and(|e| !e.applied()) {
+            state.map.remove(&key);
         }
-        if state.used.len() >= self.capacity {
+        Ok(())
+    }
+
+    /// Inserts an absent nonce, making room first when full. `Full` when the nonce expires
+    /// at or before a nonce already forgotten (it may be that one).
+    fn insert(&self, s: &mut State, nonce: [u8; 16], entry: Entry) -> Result<(), ReplayGuardError> {
+        if entry.expires() <= s.floor {
             return Err(ReplayGuardError::Full);
         }
-        state.used.insert(*nonce, expires);
-        Ok(NonceStatus::Fresh)
+        s.until_clock -= 1;
+        if s.until_clock == 0 {
+            s.until_clock = CLOCK_EVERY;
+            let now = self.now_rel();
+            if now >= s.next_sweep {
+                s.next_sweep = now.saturating_add(SWEEP_EVERY);
+                forget_up_to(s, now.saturating_sub(1));
+            }
+        }
+        if s.map.len() >= self.capacity {
+            // Expired nonces first; then the ones that expire soonest.
+            forget_up_to(s, self.now_rel().saturating_sub(1));
+            if s.map.len() >= self.capacity {
+                let up_to = soonest_sixteenth(&s.map);
+                tracing::warn!(
+                    capacity = self.capacity,
+                    "amp_session.replay_guard_full: forgetting the nonces that expire first"
+                );
+                forget_up_to(s, up_to);
+            }
+            if entry.expires() <= s.floor {
+                return Err(ReplayGuardError::Full);
+            }
+        }
+        s.map.insert(Key(nonce), entry);
+        Ok(())
     }
 }
 
+/// How many held expiries are looked at to pick what to forget when full.
+const SAMPLE: usize = 1024;
+
+/// An expiry at or below which about 1/16 of the held nonces expire: the 1/16 quantile of
+/// a sample (the table iterates in hash order, which is random with respect to expiry).
+/// At least the sampled nonces at or below it are forgotten, so there is always room after.
+fn soonest_sixteenth(map: &HashMap<Key, Entry, Seeded>) -> u32 {
+    let mut sample: Vec<u32> = map.values().take(SAMPLE).map(|e| e.expires()).collect();
+    if sample.is_empty() {
+        return 0;
+    }
+    let k = (sample.len() / 16).saturating_sub(1);
+    *sample.select_nth_unstable(k).1
+}
+
+/// Forgets every nonce that expires at or before `up_to`, and raises the floor to it.
+fn forget_up_to(s: &mut State, up_to: u32) {
+    if up_to > s.floor {
+        s.floor = up_to;
+    }
+    let floor = s.floor;
+    s.map.retain(|_, e| e.expires() > floor);
+}
+
 impl Default for MemoryReplayGuard {
-    /// 100 000 live nonces: about 4 MB, far above what one instance mints within a lifetime.
+    /// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) nonces (about 44 MB when full); see the type's docs.
     fn default() -> Self {
-        MemoryReplayGuard::new(100_000)
+        MemoryReplayGuard::new(Self::DEFAULT_CAPACITY)
     }
 }
 
 impl fmt::Debug for MemoryReplayGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let _ = self.seed;
         f.debug_struct("MemoryReplayGuard")
             .field("capacity", &self.capacity)
             .field("len", &self.len())
@@ -155,14 +500,64 @@ impl fmt::Debug for MemoryReplayGuard {
 }
 
 impl ReplayGuard for MemoryReplayGuard {
-    fn check_and_mark<'a>(
+    fn reserve<'a>(
         &'a self,
-        _key_id: &'a str,
         nonce: &'a [u8; 16],
         expires_at: SystemTime,
-    ) -> ReplayFuture<'a> {
-        let result = self.mark(nonce, expires_at);
-        Box::pin(std::future::ready(result))
+    ) -> ReplayFuture<'a, Reservation> {
+        match self.do_reserve(nonce, expires_at) {
+            // Zero-sized futures: boxing them does not allocate.
+            Ok(Reservation::Reserved) => Box::pin(Answer::<RESERVED>),
+            Ok(Reservation::Applied) => Box::pin(Answer::<APPLIED>),
+            Ok(Reservation::Pending) => Box::pin(Answer::<PENDING>),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    fn mark_applied<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, ()> {
+        done(self.do_mark_applied(nonce, expires_at))
+    }
+
+    fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()> {
+        done(self.do_release(nonce))
+    }
+}
+
+const RESERVED: u8 = 0;
+const APPLIED: u8 = 1;
+const PENDING: u8 = 2;
+
+/// A ready answer that is a type, not a value, so that `Box::pin` of it does not allocate.
+struct Answer<const R: u8>;
+
+impl<const R: u8> Future for Answer<R> {
+    type Output = Result<Reservation, ReplayGuardError>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(match R {
+            RESERVED => Reservation::Reserved,
+            APPLIED => Reservation::Applied,
+            _ => Reservation::Pending,
+        }))
+    }
+}
+
+struct Done;
+
+impl Future for Done {
+    type Output = Result<(), ReplayGuardError>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn done<'a>(r: Result<(), ReplayGuardError>) -> ReplayFuture<'a, ()> {
+    match r {
+        Ok(()) => Box::pin(Done),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
     }
 }
 
@@ -175,59 +570,116 @@ pub(crate) fn unix(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Reservation::*;
 
     fn block<F: Future>(f: F) -> F::Output {
         futures_util::FutureExt::now_or_never(f).expect("memory guard is ready at once")
     }
 
+    fn n(i: u32) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&i.to_le_bytes());
+        b
+    }
+
+    /// Each step: (operation, nonce, what it answers).
     #[test]
-    fn marks_once() {
+    fn three_states() {
         let g = MemoryReplayGuard::new(10);
         let exp = SystemTime::now() + Duration::from_secs(60);
-        assert_eq!(
-            block(g.check_and_mark("k", &[1; 16], exp)),
-            Ok(NonceStatus::Fresh)
-        );
-        assert_eq!(
-            block(g.check_and_mark("k", &[1; 16], exp)),
-            Ok(NonceStatus::AlreadyUsed)
-        );
-        assert_eq!(
-            block(g.check_and_mark("k", &[2; 16], exp)),
-            Ok(NonceStatus::Fresh)
-        );
+        enum Op {
+            Reserve(Result<Reservation, ReplayGuardError>),
+            MarkApplied,
+            Release,
+        }
+        use Op::*;
+        let steps: &[(Op, u32)] = &[
+            (Reserve(Ok(Reserved)), 1),
+            (Reserve(Ok(Pending)), 1),
+            (Reserve(Ok(Reserved)), 2),
+            (Release, 1),
+            (Reserve(Ok(Reserved)), 1),
+            (MarkApplied, 1),
+            (Reserve(Ok(Applied)), 1),
+            // Release never forgets an applied nonce.
+            (Release, 1),
+            (Reserve(Ok(Applied)), 1),
+            // Releasing an unknown nonce is harmless.
+            (Release, 3),
+            (Reserve(Ok(Reserved)), 3),
+            // mark_applied without a reservation still records it.
+            (MarkApplied, 4),
+            (Reserve(Ok(Applied)), 4),
+        ];
+        for (i, (op, nonce)) in steps.iter().enumerate() {
+            let nonce = n(*nonce);
+            match op {
+                Reserve(want) => assert_eq!(&block(g.reserve(&nonce, exp)), want, "step {i}"),
+                MarkApplied => block(g.mark_applied(&nonce, exp)).unwrap(),
+                Release => block(g.release(&nonce)).unwrap(),
+            }
+        }
     }
 
     #[test]
-    fn full_fails_closed_and_expired_make_room() {
-        let g = MemoryReplayGuard::new(2);
+    fn expired_make_room_first() {
+        let mut g = MemoryReplayGuard::new(2);
+        // As if created a while ago, so that an expired nonce can be held.
+        g.base -= 100;
         let live = SystemTime::now() + Duration::from_secs(60);
-        let past = SystemTime::now() - Duration::from_secs(1);
-        assert_eq!(
-            block(g.check_and_mark("k", &[1; 16], live)),
-            Ok(NonceStatus::Fresh)
-        );
-        assert_eq!(
-            block(g.check_and_mark("k", &[2; 16], live)),
-            Ok(NonceStatus::Fresh)
-        );
-        assert_eq!(
-            block(g.check_and_mark("k", &[3; 16], live)),
-            Err(ReplayGuardError::Full)
-        );
-        let g = MemoryReplayGuard::new(2);
-        assert_eq!(
-            block(g.check_and_mark("k", &[1; 16], past)),
-            Ok(NonceStatus::Fresh)
-        );
-        assert_eq!(
-            block(g.check_and_mark("k", &[2; 16], live)),
-            Ok(NonceStatus::Fresh)
-        );
-        assert_eq!(
-            block(g.check_and_mark("k", &[3; 16], live)),
-            Ok(NonceStatus::Fresh)
-        );
+        let past = SystemTime::now() - Duration::from_secs(5);
+        assert_eq!(block(g.reserve(&n(1), past)), Ok(Reserved));
+        assert_eq!(block(g.reserve(&n(2), live)), Ok(Reserved));
+        assert_eq!(block(g.reserve(&n(3), live)), Ok(Reserved));
         assert_eq!(g.len(), 2);
+        // The expired one is forgotten, and can never be reserved again.
+        assert_eq!(block(g.reserve(&n(1), past)), Err(ReplayGuardError::Full));
+        assert_eq!(block(g.reserve(&n(2), live)), Ok(Pending));
+    }
+
+    /// Full of live nonces: the ones that expire first are forgotten; a nonce at or before
+    /// the latest forgotten expiry is refused, never `Reserved`; later ones work.
+    #[test]
+    fn full_forgets_the_soonest_and_refuses_only_those() {
+        let g = MemoryReplayGuard::new(128);
+        let now = SystemTime::now();
+        let at = |s: u64| now + Duration::from_secs(s);
+        for i in 0..128 {
+            assert_eq!(
+                block(g.reserve(&n(i), at(100 + u64::from(i)))),
+                Ok(Reserved)
+            );
+        }
+        block(g.mark_applied(&n(127), at(227))).unwrap();
+        // Full: the 8 (1/16 of 128) that expire soonest are forgotten to make room.
+        assert_eq!(block(g.reserve(&n(1000), at(300))), Ok(Reserved));
+        assert_eq!(g.len(), 121);
+        let rows: &[(u32, u64, Result<Reservation, ReplayGuardError>)] = &[
+            // Forgotten: may have been used, so refused.
+            (0, 100, Err(ReplayGuardError::Full)),
+            (7, 107, Err(ReplayGuardError::Full)),
+            // Unknown, but expiring no later than a forgotten one: refused too.
+            (5000, 107, Err(ReplayGuardError::Full)),
+            (5001, 50, Err(ReplayGuardError::Full)),
+            // Still held: their state.
+            (8, 108, Ok(Pending)),
+            (127, 227, Ok(Applied)),
+            (1000, 300, Ok(Pending)),
+        ];
+        for (nonce, exp, want) in rows {
+            assert_eq!(
+                &block(g.reserve(&n(*nonce), at(*exp))),
+                want,
+                "nonce {nonce}"
+            );
+        }
+        // Expiring after the floor: reserved as usual.
+        assert_eq!(block(g.reserve(&n(5002), at(108))), Ok(Reserved));
+    }
+
+    #[test]
+    fn entries_are_compact() {
+        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 20);
+        assert_eq!(MemoryReplayGuard::DEFAULT_CAPACITY, 1_835_008);
     }
 }

@@ -2,15 +2,25 @@
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::prelude::{
-    Client, ClientLike, Config, ErrorKind, Expiration, KeysInterface, Options, ReconnectPolicy,
-    SetOptions, Value,
+    Client, ClientLike, Config, ErrorKind, Expiration, KeysInterface, LuaInterface, Options,
+    ReconnectPolicy, Value,
 };
 use fred::types::config::UnresponsiveConfig;
 
-use crate::replay::{NonceStatus, ReplayFuture, ReplayGuard, ReplayGuardError};
+use crate::replay::{ReplayFuture, ReplayGuard, ReplayGuardError, Reservation};
+
+/// `reserve`: KEYS[1] the nonce key, ARGV[1] this instance's pending value, ARGV[2] the
+/// expiry (unix ms). Answers `R` when reserved, else the value held.
+const RESERVE: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then \
+return 'R' end return redis.call('GET', KEYS[1]) or ''";
+/// `release`: deletes KEYS[1] only while it holds ARGV[1] (this instance's pending value).
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+return redis.call('DEL', KEYS[1]) end return 0";
+/// The value of an applied nonce.
+const APPLIED: &str = "a";
 
 /// The key prefix used unless [`RedisReplayGuard::prefix`] sets another.
 const DEFAULT_PREFIX: &str = "amp-session:nonce";
@@ -25,28 +35,48 @@ const MIN_TTL_MS: i64 = 1000;
 
 /// A [`ReplayGuard`] in Redis, shared by every origin instance that points at the same server.
 ///
-/// Each handoff nonce is marked with one atomic command,
-/// `SET <prefix>:<key id>:<hex nonce> 1 NX PX <ttl>`, so of any number of concurrent
-/// completions of one token, on any number of instances, exactly one is
-/// [`NonceStatus::Fresh`]. The key expires with the token (its expiry plus the configured clock
-/// skew, at least one second), so Redis holds only nonces that could still be replayed.
+/// Each nonce is one key, `<prefix>:<32 hex digits>`, that expires with the token (its
+/// expiry plus the configured clock skew, at least one second after now):
+///
+/// | step | command | round trips |
+/// |---|---|---|
+/// | `reserve` | a Lua script: `SET key p:<instance> NX PXAT <expiry>`, else `GET key` | 1 |
+/// | `mark_applied` | `SET key a PXAT <expiry>` | 1 |
+/// | `release` | a Lua script: `DEL key` only if it still holds this instance's `p:<instance>` | 1 |
+///
+/// So of any number of concurrent completions of one token, on any number of instances,
+/// exactly one is [`Reservation::Reserved`]; the others see `Pending` (409) or `Applied`
+/// (redirected). `mark_applied` sets the key whatever it holds (not `SET XX`): the change
+/// was applied, so even a reservation Redis lost is recorded as applied. `release` deletes
+/// only a pending mark of its own instance, never an applied one.
 ///
 /// # Failure
 ///
-/// The guard fails closed. When Redis is down, slow (no answer within [`timeout`], 500 ms by
-/// default), or answers anything unexpected, `check_and_mark` returns
-/// [`ReplayGuardError::Unavailable`]; the handoff is then answered `503` and nothing is applied.
-/// No check waits longer than the timeout: while the client knows it is disconnected a check
-/// fails at once, and one caught in the moment between a drop and its detection waits out
-/// the timeout and fails then, never to be sent later. A check is never re-sent after a
-/// connection drop either (a re-sent `SET NX` could find its own first write and report the
-/// change as already applied). The client reconnects in the background (exponential back-off,
-/// 100 ms to 2 s, forever), and handoffs work again as soon as Redis is back, without
-/// rebuilding the layer.
+/// The guard fails closed and never answers `Reserved` when unsure. When Redis is down, slow
+/// (no answer within [`timeout`], 500 ms by default), or answers anything unexpected, a call
+/// returns [`ReplayGuardError::Unavailable`]: `reserve` then means `503` with `Retry-After`,
+/// nothing applied. No call waits longer than the timeout: while the client knows it is
+/// disconnected a call fails at once, and one caught between a drop and its detection waits
+/// out the timeout and fails then. Such a command may still be written after the reconnect
+/// (seen in the tests with fred 10), so a timed-out `reserve` is treated like a lost reply
+/// (below): its link may read as pending afterwards, never as reserved twice. The client
+/// reconnects in the background (exponential back-off, 100 ms to 2 s, forever), and
+/// handoffs work again as soon as Redis is back, without rebuilding the layer.
 ///
-/// One case cannot be told apart: a `SET` that reached Redis but whose answer was lost or
-/// late. It is reported as an error (`503`, nothing applied) although the nonce is marked, so
-/// reloading that same handoff URL then counts as a replay; submitting the form again works.
+/// What the shopper sees when a reply is lost:
+///
+/// | lost or late reply | shopper sees | a reload |
+/// |---|---|---|
+/// | `reserve` (the key may be set) | `503`, not applied | `409` "result unknown" until the token expires (or applies, if the `SET` never reached Redis) |
+/// | `mark_applied` (the app applied it) | `303`, applied | `409` until the token expires, never applied again |
+/// | `release` (the app refused) | the app's failure | `409` until the token expires |
+///
+/// # Persistence
+///
+/// Single use across a Redis restart needs the marks to survive it: run Redis with
+/// `appendonly yes` and `appendfsync always` (or a replica that a failover never promotes
+/// before it has the writes). A Redis that loses its data forgets pending and applied marks,
+/// and a reload of a link completed shortly before could then apply again.
 ///
 /// # Connecting
 ///
@@ -87,7 +117,10 @@ pub struct RedisReplayGuard {
     client: Client,
     prefix: Box<str>,
     timeout: Duration,
-    // Applied to every SET: no queueing while disconnected, no re-send, bounded wait.
+    /// `p:<16 hex digits>`, random per guard: the pending mark this instance sets, and the
+    /// only one its `release` deletes.
+    pending: Box<str>,
+    // Applied to every command: no queueing while disconnected, no re-send, bounded wait.
     options: Options,
 }
 
@@ -133,18 +166,19 @@ impl RedisReplayGuard {
             client,
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
+            pending: format!("p:{:016x}", rand::random::<u64>()).into_boxed_str(),
             options: options(DEFAULT_TIMEOUT),
         }
     }
 
-    /// Sets the key prefix (default `amp-session:nonce`); keys are `<prefix>:<key id>:<hex
-    /// nonce>`. Give applications that share one Redis database different prefixes.
+    /// Sets the key prefix (default `amp-session:nonce`); keys are `<prefix>:<hex nonce>`.
+    /// Give applications that share one Redis database different prefixes.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into_boxed_str();
         self
     }
 
-    /// Sets how long one check may take before it fails (default 500 ms, at least 1 ms). Keep
+    /// Sets how long one command may take before it fails (default 500 ms, at least 1 ms). Keep
     /// it short: the user waits that long for the `503` when Redis hangs.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         // Zero would mean "no timeout" to fred.
@@ -159,12 +193,10 @@ impl RedisReplayGuard {
         &self.client
     }
 
-    /// `<prefix>:<key id>:<32 hex digits>`. Key ids are checked to be `A-Z a-z 0-9 - _ .`.
-    fn key(&self, key_id: &str, nonce: &[u8; 16]) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + key_id.len() + 2 + 32);
+    /// `<prefix>:<32 hex digits>`.
+    fn key(&self, nonce: &[u8; 16]) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 1 + 32);
         key.push_str(&self.prefix);
-        key.push(':');
-        key.push_str(key_id);
         key.push(':');
         for b in nonce {
             // Writing to a String cannot fail.
@@ -173,47 +205,100 @@ impl RedisReplayGuard {
         key
     }
 
-    async fn mark(
-        &self,
-        key_id: &str,
-        nonce: &[u8; 16],
-        expires_at: SystemTime,
-    ) -> Result<NonceStatus, ReplayGuardError> {
-        let key = self.key(key_id, nonce);
-        let ttl = ttl_ms(expires_at, SystemTime::now());
-        let client = self.client.with_options(&self.options);
-        let set = client.set::<Value, _, _>(
-            key,
-            1,
-            Some(Expiration::PX(ttl)),
-            Some(SetOptions::NX),
-            false,
-        );
+    /// Runs one command with the per-command options, bounded by the timeout.
+    async fn bounded<F>(&self, command: F) -> Result<Value, ReplayGuardError>
+    where
+        F: std::future::Future<Output = Result<Value, fred::error::Error>>,
+    {
         // fred's own timeout (in `options`) must fire first: it flags the command so that it
-        // is never written later, after a reconnect, marking a nonce we reported as failed.
-        // This one is only a backstop in case that future ever hangs elsewhere.
-        match tokio::time::timeout(self.timeout + BACKSTOP_MARGIN, set).await {
-            Ok(Ok(Value::Null)) => Ok(NonceStatus::AlreadyUsed),
-            Ok(Ok(v)) if v.is_ok() => Ok(NonceStatus::Fresh),
-            Ok(Ok(v)) => Err(ReplayGuardError::Unavailable(format!(
-                "unexpected Redis reply to SET NX: {:?}",
-                v.kind()
-            ))),
+        // is never written later, after a reconnect. This one is only a backstop in case
+        // that future ever hangs elsewhere.
+        match tokio::time::timeout(self.timeout + BACKSTOP_MARGIN, command).await {
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if *e.kind() == ErrorKind::Timeout => Err(timed_out(self.timeout)),
             Ok(Err(e)) => Err(ReplayGuardError::Unavailable(format!("Redis: {e}"))),
             Err(_) => Err(timed_out(self.timeout)),
         }
     }
+
+    async fn do_reserve(
+        &self,
+        nonce: &[u8; 16],
+        expires_at: SystemTime,
+    ) -> Result<Reservation, ReplayGuardError> {
+        let client = self.client.with_options(&self.options);
+        let args = vec![
+            Value::from(&*self.pending),
+            Value::from(pxat(expires_at, SystemTime::now())),
+        ];
+        let reply = self
+            .bounded(client.eval::<Value, _, _, _>(RESERVE, self.key(nonce), args))
+            .await?;
+        match reply.as_str().as_deref() {
+            Some("R") => Ok(Reservation::Reserved),
+            Some(APPLIED) => Ok(Reservation::Applied),
+            // Pending (ours or another instance's), or a value this guard never writes:
+            // in doubt, never Reserved.
+            Some(_) => Ok(Reservation::Pending),
+            None => Err(ReplayGuardError::Unavailable(format!(
+                "unexpected Redis reply to reserve: {:?}",
+                reply.kind()
+            ))),
+        }
+    }
+
+    async fn do_mark_applied(
+        &self,
+        nonce: &[u8; 16],
+        expires_at: SystemTime,
+    ) -> Result<(), ReplayGuardError> {
+        let client = self.client.with_options(&self.options);
+        let expiry = Expiration::PXAT(pxat(expires_at, SystemTime::now()));
+        let set = client.set::<Value, _, _>(self.key(nonce), APPLIED, Some(expiry), None, false);
+        match self.bounded(set).await? {
+            v if v.is_ok() => Ok(()),
+            v => Err(ReplayGuardError::Unavailable(format!(
+                "unexpected Redis reply to SET: {:?}",
+                v.kind()
+            ))),
+        }
+    }
+
+    async fn do_release(&self, nonce: &[u8; 16]) -> Result<(), ReplayGuardError> {
+        let client = self.client.with_options(&self.options);
+        let args = vec![Value::from(&*self.pending)];
+        match self
+            .bounded(client.eval::<Value, _, _, _>(RELEASE, self.key(nonce), args))
+            .await?
+        {
+            Value::Integer(_) => Ok(()),
+            v => Err(ReplayGuardError::Unavailable(format!(
+                "unexpected Redis reply to release: {:?}",
+                v.kind()
+            ))),
+        }
+    }
 }
 
 impl ReplayGuard for RedisReplayGuard {
-    fn check_and_mark<'a>(
+    fn reserve<'a>(
         &'a self,
-        key_id: &'a str,
         nonce: &'a [u8; 16],
         expires_at: SystemTime,
-    ) -> ReplayFuture<'a> {
-        Box::pin(self.mark(key_id, nonce, expires_at))
+    ) -> ReplayFuture<'a, Reservation> {
+        Box::pin(self.do_reserve(nonce, expires_at))
+    }
+
+    fn mark_applied<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, ()> {
+        Box::pin(self.do_mark_applied(nonce, expires_at))
+    }
+
+    fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()> {
+        Box::pin(self.do_release(nonce))
     }
 }
 
@@ -286,13 +371,14 @@ fn redacted(url: &str) -> String {
     }
 }
 
-/// Milliseconds from `now` until `expires_at`, at least [`MIN_TTL_MS`].
-fn ttl_ms(expires_at: SystemTime, now: SystemTime) -> i64 {
-    let ms = expires_at
-        .duration_since(now)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    i64::try_from(ms).unwrap_or(i64::MAX).max(MIN_TTL_MS)
+/// `expires_at` as unix milliseconds, at least [`MIN_TTL_MS`] after `now`.
+fn pxat(expires_at: SystemTime, now: SystemTime) -> i64 {
+    let ms = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    };
+    ms(expires_at).max(ms(now).saturating_add(MIN_TTL_MS))
 }
 
 #[cfg(test)]
@@ -300,11 +386,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ttl_is_from_now_and_at_least_one_second() {
-        let now = SystemTime::now();
-        assert_eq!(ttl_ms(now + Duration::from_secs(150), now), 150_000);
-        assert_eq!(ttl_ms(now + Duration::from_millis(10), now), MIN_TTL_MS);
-        assert_eq!(ttl_ms(now - Duration::from_secs(5), now), MIN_TTL_MS);
+    fn expiry_is_absolute_and_at_least_one_second_ahead() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let base = 1_700_000_000_000;
+        assert_eq!(pxat(now + Duration::from_secs(150), now), base + 150_000);
+        assert_eq!(
+            pxat(now + Duration::from_millis(10), now),
+            base + MIN_TTL_MS
+        );
+        assert_eq!(pxat(now - Duration::from_secs(5), now), base + MIN_TTL_MS);
     }
 
     #[test]
@@ -323,9 +413,7 @@ mod tests {
         let mut nonce = [0u8; 16];
         nonce[0] = 0xab;
         nonce[15] = 0x01;
-        assert_eq!(
-            guard.key("k1", &nonce),
-            "p:k1:ab000000000000000000000000000001"
-        );
+        assert_eq!(guard.key(&nonce), "p:ab000000000000000000000000000001");
+        assert!(guard.pending.starts_with("p:") && guard.pending.len() == 18);
     }
 }

@@ -14,10 +14,10 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::classify::{Classified, RequestSource};
 use crate::config::{Config, SessionMode};
 use crate::cors;
-use crate::future::ResponseFuture;
+use crate::future::{Extra, ResponseFuture};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
-use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
+use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
 
 /// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).
 ///
@@ -99,8 +99,10 @@ where
         );
 
         if let Some(query) = req.uri().query() {
-            // Cheap test first: almost no request carries it.
-            if query.contains("__amp_source") {
+            // Cheap test first, and one that cannot miss: the name reaches the app as
+            // `__amp_source_origin` only if its raw key holds those letters as they are or
+            // some byte percent-encoded (`%5F%5Famp_source_origin`, `__%61mp_...`).
+            if may_name_source_origin(query) {
                 match strip_source_origin(req.uri(), config, &classified) {
                     Ok(Some(uri)) => *req.uri_mut() = uri,
                     Ok(None) => {}
@@ -122,28 +124,30 @@ where
         // The browser withheld (or never had) the cookie on the cache: hand off.
         let hand_off = changing && classified.source == RequestSource::AmpCache;
 
-        let mut set_cookie = None;
+        let mut extra = Extra::None;
         match &config.session_mode {
             SessionMode::Own => {
                 let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
-                    CookieState::Valid(id) => (id, false),
-                    CookieState::Conflicting => {
-                        return reject(reasons::CONFLICTING_COOKIES, &req, classified)
-                    }
-                    CookieState::Absent if hand_off => return mint(config, classified, req),
-                    CookieState::Absent => (SessionId::generate(), true),
+                    Some(id) => (id, false),
+                    None if hand_off => return mint(config, classified, req),
+                    None => (SessionId::generate(), true),
                 };
-                // Email clients send no cookies: an ephemeral session, no cookie to set.
-                if is_new && classified.source != RequestSource::AmpEmail {
-                    tracing::debug!(source = classified.source.as_str(), session = %id, "amp_session.session_issued");
-                    set_cookie = Some(config.cookie.render(&id));
+                let mut session = AmpSession::new(id, is_new, classified.source, false);
+                if is_new && gets_cookie(classified.source, req.method()) {
+                    if config.lazy_cookie {
+                        let lazy = LazyCookie::new(id, classified.source, config.clone());
+                        session.lazy = Some(lazy.clone());
+                        extra = Extra::LazyCookie(lazy);
+                    } else {
+                        tracing::debug!(
+                            source = classified.source.as_str(),
+                            session = %id.redacted(),
+                            "amp_session.session_issued"
+                        );
+                        extra = Extra::SetCookie(config.cookie.render(&id));
+                    }
                 }
-                req.extensions_mut().insert(AmpSession {
-                    id,
-                    is_new,
-                    source: classified.source,
-                    via_handoff: false,
-                });
+                req.extensions_mut().insert(session);
             }
             SessionMode::External(name) => {
                 if hand_off && !has_cookie(req.headers(), name) {
@@ -159,12 +163,12 @@ where
             );
         }
         let future = self.inner.call(req.map(RequestBody::inner));
-        ResponseFuture::call(
-            future,
-            classified.cors_origin,
-            set_cookie,
-            classified.email_sender,
-        )
+        let extra = match (extra, classified.email_sender) {
+            // Email requests get no cookie, so the two never meet.
+            (Extra::None, Some(sender)) => Extra::EmailSender(sender),
+            (extra, _) => extra,
+        };
+        ResponseFuture::call(future, classified.cors_origin, extra)
     }
 }
 
@@ -184,6 +188,18 @@ where
     ResponseFuture::handoff(Box::pin(async move {
         Ok(handoff::mint(config, classified, parts, body).await)
     }))
+}
+
+/// Whether a new session's answer sets its cookie. Not to `HEAD` (a shared cache may update a
+/// stored `GET` answer with a `HEAD` answer's headers, and link checkers and monitors would
+/// start sessions) nor `OPTIONS` (a preflight, or a probe: no browser keeps a session from
+/// it); not to a foreign origin (a page elsewhere must not start or learn the visitor's
+/// session, and may be a cache in front of someone else); not to an AMP email (no cookies).
+/// Those requests get a session that lasts one request.
+fn gets_cookie(source: RequestSource, method: &http::Method) -> bool {
+    !matches!(source, RequestSource::Foreign | RequestSource::AmpEmail)
+        && method != http::Method::HEAD
+        && method != http::Method::OPTIONS
 }
 
 /// Whether the app's own session cookie is present with a value (bring-your-own mode).
@@ -223,8 +239,20 @@ fn reject<B, ResB, F, E>(
     ResponseFuture::ready(res)
 }
 
-/// Checks and removes `__amp_source_origin` from the query. `Ok(None)`: it was not there.
-/// It must name a publisher origin (or, from an AMP email, the allowed sender).
+/// The name amp-form appends to `action-xhr` URLs.
+const SOURCE_ORIGIN: &str = "__amp_source_origin";
+
+/// Whether some key of `query` may decode to `__amp_source_origin`: it holds the name
+/// as it is, or a `%` (any byte of the name may be percent-encoded). `+` decodes to a
+/// space, never to `_`, so it cannot spell the name. Most queries have neither.
+fn may_name_source_origin(query: &str) -> bool {
+    query.contains('%') || query.contains(SOURCE_ORIGIN)
+}
+
+/// Checks and removes `__amp_source_origin` from the query, however its name is spelled:
+/// each key is compared percent-decoded, as the app's form parser will read it.
+/// `Ok(None)`: it was not there. It must name a publisher origin (or, from an AMP email,
+/// the allowed sender).
 fn strip_source_origin(
     uri: &Uri,
     config: &Config,
@@ -233,13 +261,11 @@ fn strip_source_origin(
     let Some(query) = uri.query() else {
         return Ok(None);
     };
-    let mut kept = String::with_capacity(query.len());
+    // Check every occurrence first; build the new query only when there is one (most
+    // queries that pass the pre-check merely hold a `%`), without allocating otherwise.
     let mut found = false;
     for pair in query.split('&') {
-        let (key, value) = form_urlencoded::parse(pair.as_bytes())
-            .next()
-            .unwrap_or_default();
-        if key == "__amp_source_origin" {
+        if let Some(value) = source_origin_value(pair) {
             let is_sender = classified
                 .email_sender
                 .as_ref()
@@ -248,15 +274,20 @@ fn strip_source_origin(
                 return Err(reasons::SOURCE_ORIGIN);
             }
             found = true;
+        }
+    }
+    if !found {
+        return Ok(None);
+    }
+    let mut kept = String::with_capacity(query.len());
+    for pair in query.split('&') {
+        if source_origin_value(pair).is_some() {
             continue;
         }
         if !kept.is_empty() {
             kept.push('&');
         }
         kept.push_str(pair);
-    }
-    if !found {
-        return Ok(None);
     }
     let mut pq = String::with_capacity(uri.path().len() + 1 + kept.len());
     pq.push_str(uri.path());
@@ -269,4 +300,50 @@ fn strip_source_origin(
     Uri::from_parts(parts)
         .map(Some)
         .map_err(|_| reasons::SOURCE_ORIGIN)
+}
+
+/// The value of one `key=value` pair whose key decodes to `__amp_source_origin`.
+fn source_origin_value(pair: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let raw_key = pair.split('=').next().unwrap_or(pair);
+    // A key spelled with `%` escapes is at most three bytes per letter of the name.
+    let may_match = raw_key == SOURCE_ORIGIN
+        || (raw_key.contains('%')
+            && (SOURCE_ORIGIN.len()..=3 * SOURCE_ORIGIN.len()).contains(&raw_key.len()));
+    if !may_match {
+        return None;
+    }
+    let (key, value) = form_urlencoded::parse(pair.as_bytes()).next()?;
+    (key == SOURCE_ORIGIN).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_the_source_origin_name_is_seen_by_the_pre_check() {
+        // (query, names the parameter as the app decodes it)
+        let rows = [
+            ("__amp_source_origin=x", true),
+            ("%5F%5Famp_source_origin=x", true),
+            ("_%5Famp_source_origin=x", true),
+            ("__amp%5Fsource%5Forigin=x", true),
+            ("__%61mp_source_origin=x", true),
+            (
+                "%5f%5f%61%6d%70%5f%73%6f%75%72%63%65%5f%6f%72%69%67%69%6e=x",
+                true,
+            ),
+            ("__amp+source_origin=x", false),
+            ("__AMP_source_origin=x", false),
+            ("a=1&b=2", false),
+        ];
+        for (query, names_it) in rows {
+            let decodes_to_it =
+                form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == SOURCE_ORIGIN);
+            assert_eq!(decodes_to_it, names_it, "{query}");
+            if names_it {
+                assert!(may_name_source_origin(query), "{query}");
+            }
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Session IDs, the session cookie, and the session handlers see.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -9,6 +11,7 @@ use http::{HeaderMap, HeaderValue};
 use rand::RngCore;
 
 use crate::classify::RequestSource;
+use crate::config::Config;
 
 /// Bytes of CSPRNG output in a session ID (SPEC: at least 128 bits).
 const ID_BYTES: usize = 16;
@@ -29,16 +32,27 @@ const B64URL: [u8; 256] = {
 
 /// An opaque session identifier: 128 bits from a CSPRNG, as 22 URL-safe characters.
 ///
-/// The library does not store session data; key your own store by [`SessionId::as_str`].
-/// `Debug` and `Display` show only a short prefix, so logging a session never leaks it.
+/// The library does not store session data: key your own store by the ID. The ID itself
+/// (`SessionId` is `Copy + Eq + Hash`), its `Display` / `to_string()` and
+/// [`SessionId::as_str`] are all the full ID, so any of them is a correct key.
+///
+/// `Debug` shows only a 4-character prefix (`SessionId(AbCd…)`), and so do the layer's own
+/// log lines. In your logs, print `?id` (the redacted `Debug`), never `%id`: whoever reads a
+/// full ID can ride the session.
 ///
 /// ```
+/// use std::collections::HashMap;
 /// use tower_amp_session::SessionId;
 ///
 /// let id = SessionId::generate();
 /// assert_eq!(id.as_str().len(), 22);
+/// assert_eq!(id.to_string(), id.as_str());
 /// assert_eq!(SessionId::parse(id.as_str()), Some(id));
 /// assert_eq!(SessionId::parse("not-a-session"), None);
+/// assert!(!format!("{id:?}").contains(id.as_str()));
+///
+/// let mut carts: HashMap<SessionId, Vec<u32>> = HashMap::new();
+/// carts.entry(id).or_default().push(3);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId([u8; ID_LEN]);
@@ -82,54 +96,133 @@ impl SessionId {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
-    fn prefix(&self) -> &str {
-        &self.as_str()[..4]
+    /// A form safe to log: the first 4 characters and `…` (24 of 128 bits, enough to tell
+    /// sessions apart in one log, far too few to guess the rest). For the layer's tracing
+    /// fields: `session = %id.redacted()`.
+    pub(crate) fn redacted(&self) -> Redacted<'_> {
+        Redacted(self)
+    }
+}
+
+/// [`SessionId::redacted`]: displays as `AbCd…`.
+pub(crate) struct Redacted<'a>(&'a SessionId);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", &self.0.as_str()[..4])
     }
 }
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({}…)", self.prefix())
+        write!(f, "SessionId({})", self.redacted())
     }
 }
 
+/// The full ID, as in the cookie: the key of the app's session store.
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}…", self.prefix())
+        f.write_str(self.as_str())
     }
 }
 
 /// The session of the current request, placed in the request extensions by
 /// [`AmpSessionLayer`](crate::AmpSessionLayer).
 ///
-/// ```
-/// use tower_amp_session::AmpSession;
+/// Key your store by [`id`](AmpSession::id): the [`SessionId`] itself, or its
+/// `to_string()` / [`as_str`](SessionId::as_str) (all the full ID).
 ///
-/// fn handler(req: &http::Request<()>) -> String {
-///     match req.extensions().get::<AmpSession>() {
-///         Some(session) => format!("cart of {}", session.id()),
-///         None => "no AmpSessionLayer".into(),
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use tower_amp_session::{AmpSession, SessionId};
+///
+/// #[derive(Default)]
+/// struct Carts(Mutex<HashMap<SessionId, Vec<u32>>>);
+///
+/// impl Carts {
+///     fn add(&self, req: &http::Request<()>, product: u32) -> Result<usize, &'static str> {
+///         let session = req.extensions().get::<AmpSession>().ok_or("no AmpSessionLayer")?;
+///         let mut carts = self.0.lock().map_err(|_| "poisoned")?;
+///         let cart = carts.entry(session.id()).or_default();
+///         cart.push(product);
+///         Ok(cart.len())
 ///     }
 /// }
-/// # let _ = handler;
+/// # let _ = Carts::default();
 /// ```
 ///
 /// With the `axum` feature, `AmpSession` is also an extractor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AmpSession {
     pub(crate) id: SessionId,
     pub(crate) is_new: bool,
     pub(crate) source: RequestSource,
     pub(crate) via_handoff: bool,
+    /// Lazy mode, a new session whose cookie waits for the handler to read the ID. `None`
+    /// otherwise, so the default (eager) mode allocates nothing for it.
+    pub(crate) lazy: Option<Arc<LazyCookie>>,
+}
+
+/// A new session's cookie in lazy mode, shared by the handler's [`AmpSession`] and the
+/// response future: one allocation, only for requests that start a session.
+pub(crate) struct LazyCookie {
+    /// Set by [`AmpSession::id`].
+    pub(crate) used: AtomicBool,
+    pub(crate) id: SessionId,
+    pub(crate) source: RequestSource,
+    /// For the cookie template.
+    pub(crate) config: Arc<Config>,
+}
+
+impl LazyCookie {
+    pub(crate) fn new(id: SessionId, source: RequestSource, config: Arc<Config>) -> Arc<Self> {
+        Arc::new(LazyCookie {
+            used: AtomicBool::new(false),
+            id,
+            source,
+            config,
+        })
+    }
+
+    /// The cookie, once the handler used the session.
+    pub(crate) fn cookie(&self) -> Option<HeaderValue> {
+        self.used
+            .load(Ordering::Relaxed)
+            .then(|| self.config.cookie.render(&self.id))
+    }
 }
 
 impl AmpSession {
+    pub(crate) fn new(
+        id: SessionId,
+        is_new: bool,
+        source: RequestSource,
+        via_handoff: bool,
+    ) -> Self {
+        AmpSession {
+            id,
+            is_new,
+            source,
+            via_handoff,
+            lazy: None,
+        }
+    }
+
     /// The session ID: the key of the app's own session store.
+    ///
+    /// With [`ConfigBuilder::lazy_cookie`](crate::ConfigBuilder::lazy_cookie), calling it is
+    /// what counts as using the session: the answer then sets the new session's cookie.
     pub fn id(&self) -> SessionId {
+        if let Some(lazy) = &self.lazy {
+            lazy.used.store(true, Ordering::Relaxed);
+        }
         self.id
     }
 
-    /// Whether the ID was issued by this request (the response sets the cookie).
+    /// Whether the ID was issued by this request. The answer sets the cookie, except to
+    /// `HEAD`, `OPTIONS`, foreign origins and AMP emails (their session lasts one
+    /// request), and in lazy mode when the handler never called [`id`](AmpSession::id).
     pub fn is_new(&self) -> bool {
         self.is_new
     }
@@ -146,36 +239,42 @@ impl AmpSession {
     }
 }
 
-/// What the `Cookie` headers say about the session cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CookieState {
-    /// No cookie of that name, or only malformed ones.
-    Absent,
-    /// One valid ID (possibly repeated with the same value).
-    Valid(SessionId),
-    /// Two different valid IDs: cookie tossing from a sibling domain, or a stale path cookie.
-    Conflicting,
+/// Redacted, like [`SessionId`]'s `Debug`; does not count as using the session.
+impl fmt::Debug for AmpSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmpSession")
+            .field("id", &self.id)
+            .field("is_new", &self.is_new)
+            .field("source", &self.source)
+            .field("via_handoff", &self.via_handoff)
+            .finish()
+    }
 }
 
-/// Reads the session cookie named `name` from every `Cookie` header.
-pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> CookieState {
-    let mut found: Option<SessionId> = None;
-    for value in headers.get_all(COOKIE) {
-        for value in named_values(value.as_bytes(), name) {
-            let Some(id) = SessionId::parse_bytes(value) else {
-                continue;
-            };
-            match found {
-                None => found = Some(id),
-                Some(prev) if prev == id => {}
-                Some(_) => return CookieState::Conflicting,
-            }
-        }
+/// Two values are equal when they describe the same session of the same request kind
+/// (lazy-mode bookkeeping aside).
+impl PartialEq for AmpSession {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.is_new == other.is_new
+            && self.source == other.source
+            && self.via_handoff == other.via_handoff
     }
-    match found {
-        Some(id) => CookieState::Valid(id),
-        None => CookieState::Absent,
-    }
+}
+
+impl Eq for AmpSession {}
+
+/// The session in the `Cookie` headers: the first value of the cookie `name` (in header
+/// order, then pair order) that is a valid ID. Malformed values are skipped; later values
+/// are never looked at, so extra copies (a program can send anything) can neither replace
+/// nor lock out the session. With the `__Host-` prefix no browser sends a second one: a
+/// sibling subdomain cannot set it.
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<SessionId> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .flat_map(|value| named_values(value.as_bytes(), name))
+        .find_map(SessionId::parse_bytes)
 }
 
 /// The values of the cookies named `name` (a cookie token, as the config checks) in one
@@ -285,28 +384,82 @@ mod tests {
         let id = SessionId::generate();
         let other = SessionId::generate();
         let v = id.as_str();
-        let rows: Vec<(Vec<String>, CookieState)> = vec![
-            (vec![], CookieState::Absent),
-            (vec!["a=1; b=2".into()], CookieState::Absent),
-            (vec![format!("s={v}")], CookieState::Valid(id)),
-            (vec![format!("a=1; s={v}; b=2")], CookieState::Valid(id)),
-            (vec!["a=1".into(), format!("s={v}")], CookieState::Valid(id)),
-            (vec![format!("s={v}; s={v}")], CookieState::Valid(id)),
-            (vec![format!("s=junk; s={v}")], CookieState::Valid(id)),
-            (vec![format!("s={v}x")], CookieState::Absent),
-            (vec!["s=".into()], CookieState::Absent),
-            (vec![format!("S={v}")], CookieState::Absent),
-            (vec![format!("ss={v}")], CookieState::Absent),
-            (vec![format!("s={}", "A".repeat(8192))], CookieState::Absent),
+        let w = other.as_str();
+        let rows: Vec<(Vec<String>, Option<SessionId>)> = vec![
+            (vec![], None),
+            (vec!["a=1; b=2".into()], None),
+            (vec![format!("s={v}")], Some(id)),
+            (vec![format!("a=1; s={v}; b=2")], Some(id)),
+            (vec!["a=1".into(), format!("s={v}")], Some(id)),
+            (vec![format!("s={v}; s={v}")], Some(id)),
+            (vec![format!("s=junk; s={v}")], Some(id)),
+            (vec![format!("s={v}x")], None),
+            (vec!["s=".into()], None),
+            (vec![format!("S={v}")], None),
+            (vec![format!("ss={v}")], None),
+            (vec![format!("s={}", "A".repeat(8192))], None),
+            // Several valid values: the first one wins, never a refusal.
+            (vec![format!("s={v}; s={w}")], Some(id)),
+            (vec![format!("s={w}; s={v}")], Some(other)),
+            (vec![format!("s={v}"), format!("s={w}")], Some(id)),
             (
-                vec![format!("s={v}; s={}", other.as_str())],
-                CookieState::Conflicting,
+                vec![format!("s=junk"), format!("s={w}; s={v}")],
+                Some(other),
             ),
         ];
         for (cookies, want) in rows {
             let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
             assert_eq!(read_cookie(&headers(&refs), "s"), want, "{cookies:?}");
         }
+    }
+
+    #[test]
+    fn only_the_exact_name_is_read() {
+        // A tossed cookie without the prefix (or with another spelling of it) is not the session.
+        let tossed = SessionId::generate();
+        let name = "__Host-amp_session";
+        let t = tossed.as_str();
+        for cookie in [
+            format!("amp_session={t}"),
+            format!("__host-amp_session={t}"),
+            format!("__Host-amp_sessionx={t}"),
+            format!("x__Host-amp_session={t}"),
+            format!("__Secure-amp_session={t}"),
+        ] {
+            assert_eq!(read_cookie(&headers(&[&cookie]), name), None, "{cookie}");
+        }
+    }
+
+    #[test]
+    fn display_is_the_full_id_and_debug_is_redacted() {
+        let id = SessionId::generate();
+        assert_eq!(id.to_string(), id.as_str());
+        assert_eq!(format!("{id}"), id.as_str());
+        let debug = format!("{id:?}");
+        assert_eq!(debug, format!("SessionId({}…)", &id.as_str()[..4]));
+        assert_eq!(id.redacted().to_string(), format!("{}…", &id.as_str()[..4]));
+        let session = AmpSession::new(id, true, RequestSource::SameOrigin, false);
+        assert!(!format!("{session:?}").contains(id.as_str()));
+    }
+
+    #[test]
+    fn lazy_sessions_count_a_read_of_the_id() {
+        let config = crate::AmpSessionLayer::builder()
+            .publisher_origin("https://shop.example")
+            .keyring(crate::Keyring::builder().signing("k1", [7u8; 32]))
+            .into_config()
+            .unwrap();
+        let id = SessionId::generate();
+        let lazy = LazyCookie::new(id, RequestSource::SameOrigin, Arc::new(config));
+        let mut session = AmpSession::new(id, true, RequestSource::SameOrigin, false);
+        session.lazy = Some(lazy.clone());
+        let copy = session.clone();
+        let _ = (session.is_new(), session.source(), format!("{session:?}"));
+        assert_eq!(lazy.cookie(), None, "only id() counts");
+        assert_eq!(copy.id(), id);
+        let cookie = lazy.cookie().expect("used");
+        let want = format!("__Host-amp_session={}", id.as_str());
+        assert!(cookie.to_str().unwrap().starts_with(&want), "{cookie:?}");
     }
 
     #[test]
@@ -385,12 +538,12 @@ mod tests {
         let mut bad = format!("s={}; x=", id.as_str()).into_bytes();
         bad.push(0xe9);
         h.append(COOKIE, HeaderValue::from_bytes(&bad).unwrap());
-        assert_eq!(read_cookie(&h, "s"), CookieState::Absent);
+        assert_eq!(read_cookie(&h, "s"), None);
         h.append(
             COOKIE,
             HeaderValue::from_str(&format!("s={}", id.as_str())).unwrap(),
         );
-        assert_eq!(read_cookie(&h, "s"), CookieState::Valid(id));
+        assert_eq!(read_cookie(&h, "s"), Some(id));
     }
 
     proptest::proptest! {
@@ -417,7 +570,7 @@ mod tests {
     #[test]
     fn cookie_template_renders_secure_attributes() {
         let t = CookieTemplate::new(
-            "amp_session",
+            "__Host-amp_session",
             std::time::Duration::from_secs(3600),
             cookie::SameSite::None,
             None,
@@ -426,9 +579,10 @@ mod tests {
         let v = t.render(&id);
         let s = v.to_str().unwrap();
         assert!(
-            s.starts_with(&format!("amp_session={}", id.as_str())),
+            s.starts_with(&format!("__Host-amp_session={}", id.as_str())),
             "{s}"
         );
+        // What a browser requires of a `__Host-` cookie: Secure, Path=/, no Domain.
         for attr in [
             "HttpOnly",
             "Secure",
@@ -438,5 +592,6 @@ mod tests {
         ] {
             assert!(s.contains(attr), "{s} lacks {attr}");
         }
+        assert!(!s.contains("Domain"), "{s}");
     }
 }

@@ -1,42 +1,101 @@
-//! The handoff token: a signed, self-contained description of one change.
+//! The handoff token: a sealed, self-contained description of one change.
 //!
-//! Binary layout (big-endian), then base64url without padding:
+//! The token travels in the handoff URL (`?token=...`), so it lands in browser history and in
+//! every access log in front of the origin. Its contents are therefore encrypted, not only
+//! signed.
+//!
+//! # Layout (format version 2)
+//!
+//! Big-endian, then base64url without padding:
 //!
 //! ```text
-//! version u8 | key id len u8 | key id | issued_at u64 | expires_at u64 | nonce [16]
-//! | method len u8 | method | target len u16 | target | form u8 | body len u16 | body
-//! | return len u16 | return path | HMAC-SHA256 [32]
+//! clear, and the AEAD's associated data:
+//!   version u8 (= 2) | key id len u8 | key id
+//! clear:
+//!   XChaCha20 nonce [24]
+//! encrypted (XChaCha20-Poly1305), then the Poly1305 tag [16]:
+//!   issued_at u64 | expires_at u64 | replay nonce [16] | publisher len u16 | publisher
+//!   | method len u8 | method | target len u16 | target | form u8 | body len u16 | body
+//!   | return len u16 | return path
 //! ```
 //!
-//! The MAC covers the purpose string (length-prefixed, absorbed into the key state once) and
-//! every byte before it. Only the version and key id are read before the MAC is checked: they
-//! pick the key. Everything else is parsed after the constant-time comparison succeeds.
+//! # Cipher and keys
+//!
+//! - **XChaCha20-Poly1305** (RustCrypto `chacha20poly1305`). Its 192-bit nonce is drawn at
+//!   random for every token from the thread-local CSPRNG (`rand::rng()`, seeded once per
+//!   thread from the OS, no syscall per token); at 192 bits a random nonce never needs a
+//!   counter, at any volume and across any number of instances sharing a key. It is a
+//!   constant-time software construction that needs no AES-NI (unlike AES-GCM), so it is as
+//!   safe on a small ARM box as on a server.
+//! - **Keys derived per purpose.** Each keyring key is expanded once, when the keyring is
+//!   built, with HKDF-SHA256 and `info = "tower-amp-session/handoff/v2"` (purpose and format
+//!   version) into the token key. The raw keyring key is never used as a cipher key, and no
+//!   key derivation runs per token.
+//! - **The key id picks the key.** The version and key id are read in clear; the key id
+//!   selects one key (no trying every key), and both are the AEAD's associated data, so
+//!   changing either breaks the tag.
+//!
+//! # Opening
+//!
+//! In this order, stopping at the first failure: the text's length against
+//! [`MAX_TOKEN_LEN`] (before any decoding), strict canonical base64url (no padding, no other
+//! alphabet, no non-zero trailing bits: one token has one spelling), the version, the key
+//! id, the tag (checked in constant time by the AEAD before any plaintext is used), then the
+//! framing of the plaintext, then the time window (expired, or issued further in the future
+//! than the allowed clock skew).
+//!
+//! # What the token hides, and what it does not
+//!
+//! Hidden: the form fields (names and values), the target route and its query, the return
+//! path, the times and the replay nonce. Without a keyring key nobody can read them, and
+//! changing any byte gets the token refused.
+//!
+//! Visible to whoever sees the URL: the format version, the key id, and the token's length,
+//! hence roughly the length of the form (the body is not padded). The publisher origin it is
+//! bound to is inside the ciphertext but is the URL's own host anyway. The token is still a
+//! bearer credential for one change until it expires or is applied: treat handoff URLs in
+//! logs as you would a password-reset link, and keep the lifetime short.
+//!
+//! # Size
+//!
+//! Over the captured fields a token adds 2 + key id + 24 + 16 + 16 + 2 + publisher + 8
+//! framing bytes + 16 (tag), then base64 (4/3). With the largest form the layer accepts
+//! (`body_limit` at most 5 120 bytes), a 20-character publisher, a 2-character key id and
+//! short target and return paths, the token is about 7 000 characters, under
+//! [`MAX_TOKEN_LEN`] (7 168); the whole URL (origin + handoff path of at most 256 bytes +
+//! `?token=` + token) stays under 7.7 KiB, well under the 8 KiB that common proxies accept.
+//! A change that would not fit is refused at mint (413), never cut.
 
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
-use hmac::Mac;
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{Tag, XNonce};
 use http::Method;
+use rand::RngCore;
 
 use crate::keyring::Keyring;
 
 /// The token format version this crate writes and reads.
-pub const TOKEN_VERSION: u8 = 1;
+pub(crate) const TOKEN_VERSION: u8 = 2;
 /// The longest token text accepted, in characters (keeps the handoff URL under 8 KiB).
-pub const MAX_TOKEN_LEN: usize = 7168;
-/// The longest captured path-and-query or return path, in bytes.
-pub const MAX_TARGET_LEN: usize = 2048;
+pub(crate) const MAX_TOKEN_LEN: usize = 7168;
+/// The longest captured path-and-query, return path or publisher origin, in bytes.
+pub(crate) const MAX_TARGET_LEN: usize = 2048;
 
-const MAC_LEN: usize = 32;
+/// The XChaCha20 nonce, in clear after the key id.
+const AEAD_NONCE_LEN: usize = 24;
+/// The Poly1305 tag, last.
+const TAG_LEN: usize = 16;
+/// The replay guard's single-use value, inside the ciphertext.
 const NONCE_LEN: usize = 16;
 const MAX_METHOD_LEN: usize = 16;
 
 /// How the captured body is encoded, so the origin can rebuild an equivalent request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FormEncoding {
+pub(crate) enum FormEncoding {
     /// No body.
     Empty,
     /// `application/x-www-form-urlencoded`: the body is carried as it was sent.
@@ -66,75 +125,64 @@ impl FormEncoding {
 }
 
 /// The change a handoff carries from the cache page to the origin. Never a session ID.
-///
-/// ```
-/// use tower_amp_session::{CapturedChange, FormEncoding};
-///
-/// let change = CapturedChange {
-///     method: http::Method::POST,
-///     target: "/cart/add".into(),
-///     encoding: FormEncoding::UrlEncoded,
-///     body: "product_id=3&quantity=1".into(),
-///     return_path: "/products/3".into(),
-/// };
-/// assert_eq!(change.method, http::Method::POST);
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapturedChange {
-    /// The request method (`POST`, `PUT`, ...).
-    pub method: Method,
+pub(crate) struct CapturedChange {
+    /// The request method (`POST`).
+    pub(crate) method: Method,
     /// Path and query the form was sent to, on the publisher origin.
-    pub target: String,
+    pub(crate) target: String,
     /// How [`CapturedChange::body`] is encoded.
-    pub encoding: FormEncoding,
+    pub(crate) encoding: FormEncoding,
     /// The form fields, url-encoded.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
     /// Where the user lands when the change has been applied.
-    pub return_path: String,
+    pub(crate) return_path: String,
 }
 
-/// A verified handoff token.
+/// An opened (authentic, unexpired) handoff token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandoffToken {
-    /// The id of the key that signed it.
-    pub key_id: String,
+pub(crate) struct HandoffToken {
+    /// The id of the key that sealed it.
+    pub(crate) key_id: String,
     /// Unix seconds when it was minted.
-    pub issued_at: u64,
+    pub(crate) issued_at: u64,
     /// Unix seconds after which it is refused.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
     /// Random single-use value, consumed by the replay guard.
-    pub nonce: [u8; NONCE_LEN],
+    pub(crate) nonce: [u8; NONCE_LEN],
+    /// The publisher origin it was minted for (ASCII serialization, e.g.
+    /// `https://shop.example`); completion checks the request names the same publisher.
+    pub(crate) publisher: String,
     /// The change to apply.
-    pub change: CapturedChange,
+    pub(crate) change: CapturedChange,
 }
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// Not canonical base64url, too short, too long, or badly framed.
+pub(crate) enum TokenError {
+    /// Not canonical base64url, too short, or badly framed.
     Malformed,
     /// The key id is not in the keyring.
     UnknownKey,
-    /// The MAC does not match (tampered, another key, another purpose).
-    BadSignature,
+    /// The AEAD tag does not match: tampered, another key, another purpose.
+    Inauthentic,
     /// A format version this build does not read.
     UnsupportedVersion,
     /// Past its expiry.
     Expired,
     /// Issued further in the future than the allowed clock skew.
     IssuedInFuture,
-    /// A field is over its cap, so the token would not fit in a URL.
+    /// Over a length cap, so the token would not fit in a URL.
     TooLarge,
 }
 
 impl TokenError {
     /// A short reason, fit to show a user.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             TokenError::Malformed => "the handoff link is malformed",
-            TokenError::UnknownKey => "the handoff link was signed with an unknown key",
-            TokenError::BadSignature => "the handoff link has an invalid signature",
+            TokenError::UnknownKey => "the handoff link was sealed with an unknown key",
+            TokenError::Inauthentic => "the handoff link was altered or not made by this site",
             TokenError::UnsupportedVersion => "the handoff link has an unsupported version",
             TokenError::Expired => "the handoff link has expired",
             TokenError::IssuedInFuture => "the handoff link is not valid yet",
@@ -152,43 +200,50 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 impl HandoffToken {
-    /// Signs `change` with the keyring's signing key and returns the token text.
-    ///
-    /// ```
-    /// use tower_amp_session::{CapturedChange, FormEncoding, HandoffToken, Keyring};
-    ///
-    /// let keyring = Keyring::builder().signing("k1", [1u8; 32]).build().unwrap();
-    /// let change = CapturedChange {
-    ///     method: http::Method::POST,
-    ///     target: "/cart/add".into(),
-    ///     encoding: FormEncoding::UrlEncoded,
-    ///     body: "product_id=3".into(),
-    ///     return_path: "/".into(),
-    /// };
-    /// let text = HandoffToken::seal(&keyring, &change, 1_000, 1_300, [0u8; 16]).unwrap();
-    /// let token = HandoffToken::open(&keyring, &text, 1_010, 30).unwrap();
-    /// assert_eq!(token.change, change);
-    /// ```
-    pub fn seal(
+    /// Seals `change`, bound to `publisher`, with the keyring's signing key and returns the
+    /// token text. The AEAD nonce comes from the thread-local CSPRNG.
+    pub(crate) fn seal(
         keyring: &Keyring,
+        publisher: &str,
         change: &CapturedChange,
         issued_at: u64,
         expires_at: u64,
         nonce: [u8; NONCE_LEN],
+    ) -> Result<String, TokenError> {
+        let mut aead_nonce = [0u8; AEAD_NONCE_LEN];
+        rand::rng().fill_bytes(&mut aead_nonce);
+        Self::seal_with_aead_nonce(
+            keyring, publisher, change, issued_at, expires_at, nonce, aead_nonce,
+        )
+    }
+
+    /// [`HandoffToken::seal`] with a given AEAD nonce: deterministic, for tests. A nonce must
+    /// never be used twice with one key.
+    pub(crate) fn seal_with_aead_nonce(
+        keyring: &Keyring,
+        publisher: &str,
+        change: &CapturedChange,
+        issued_at: u64,
+        expires_at: u64,
+        nonce: [u8; NONCE_LEN],
+        aead_nonce: [u8; AEAD_NONCE_LEN],
     ) -> Result<String, TokenError> {
         let signer = keyring.signer();
         let method = change.method.as_str().as_bytes();
         if method.len() > MAX_METHOD_LEN
             || change.target.len() > MAX_TARGET_LEN
             || change.return_path.len() > MAX_TARGET_LEN
+            || publisher.len() > MAX_TARGET_LEN
             || change.body.len() > u16::MAX as usize
         {
             return Err(TokenError::TooLarge);
         }
-        let len = 2
-            + signer.id.len()
-            + 16
+        let aad_len = 2 + signer.id.len();
+        let plain_len = 8
+            + 8
             + NONCE_LEN
+            + 2
+            + publisher.len()
             + 1
             + method.len()
             + 2
@@ -197,8 +252,8 @@ impl HandoffToken {
             + 2
             + change.body.len()
             + 2
-            + change.return_path.len()
-            + MAC_LEN;
+            + change.return_path.len();
+        let len = aad_len + AEAD_NONCE_LEN + plain_len + TAG_LEN;
         if base64::encoded_len(len, false).is_none_or(|n| n > MAX_TOKEN_LEN) {
             return Err(TokenError::TooLarge);
         }
@@ -206,26 +261,36 @@ impl HandoffToken {
         buf.push(TOKEN_VERSION);
         buf.push(signer.id.len() as u8);
         buf.extend_from_slice(signer.id.as_bytes());
+        buf.extend_from_slice(&aead_nonce);
         buf.extend_from_slice(&issued_at.to_be_bytes());
         buf.extend_from_slice(&expires_at.to_be_bytes());
         buf.extend_from_slice(&nonce);
+        put16(&mut buf, publisher.as_bytes());
         buf.push(method.len() as u8);
         buf.extend_from_slice(method);
         put16(&mut buf, change.target.as_bytes());
         buf.push(change.encoding.to_byte());
         put16(&mut buf, &change.body);
         put16(&mut buf, change.return_path.as_bytes());
-        let mut mac = signer.mac.clone();
-        mac.update(&buf);
-        buf.extend_from_slice(&mac.finalize().into_bytes());
+        let (head, plain) = buf.split_at_mut(aad_len + AEAD_NONCE_LEN);
+        let tag = signer
+            .handoff
+            .encrypt_inout_detached(&XNonce::from(aead_nonce), &head[..aad_len], plain.into())
+            .map_err(|_| TokenError::TooLarge)?;
+        buf.extend_from_slice(&tag);
         Ok(URL_SAFE_NO_PAD.encode(&buf))
     }
 
-    /// Verifies `text` and returns the token, or why it was refused.
+    /// Opens `text` and returns the token, or why it was refused.
     ///
     /// `now` is Unix seconds; `skew` is how many seconds in the future `issued_at` may be.
-    /// The MAC is checked in constant time before anything but the version and key id is read.
-    pub fn open(keyring: &Keyring, text: &str, now: u64, skew: u64) -> Result<Self, TokenError> {
+    /// Nothing but the version and key id is read before the AEAD tag has been checked.
+    pub(crate) fn open(
+        keyring: &Keyring,
+        text: &str,
+        now: u64,
+        skew: u64,
+    ) -> Result<Self, TokenError> {
         let token = Self::open_unchecked_time(keyring, text)?;
         if token.issued_at > now.saturating_add(skew) {
             return Err(TokenError::IssuedInFuture);
@@ -237,51 +302,63 @@ impl HandoffToken {
     }
 
     fn open_unchecked_time(keyring: &Keyring, text: &str) -> Result<Self, TokenError> {
+        // Before any decoding: a long input costs nothing.
         if text.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLarge);
         }
         // Strict: no padding, no other alphabet, no non-zero trailing bits.
-        let raw = URL_SAFE_NO_PAD
+        let mut raw = URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| TokenError::Malformed)?;
-        if raw.len() < 2 + MAC_LEN {
+        let [version, kid_len, ..] = raw[..] else {
             return Err(TokenError::Malformed);
-        }
-        let (signed, tag) = raw.split_at(raw.len() - MAC_LEN);
-        let kid_len = signed[1] as usize;
-        let kid = signed.get(2..2 + kid_len).ok_or(TokenError::Malformed)?;
-        let key = keyring.find(kid).ok_or(TokenError::UnknownKey)?;
-        let mut mac = key.mac.clone();
-        mac.update(signed);
-        mac.verify_slice(tag)
-            .map_err(|_| TokenError::BadSignature)?;
-
-        // Authentic from here on; still parse defensively.
-        if signed[0] != TOKEN_VERSION {
+        };
+        // The version says how the rest is laid out; it is in clear, so no key is needed.
+        if version != TOKEN_VERSION {
             return Err(TokenError::UnsupportedVersion);
         }
-        let mut r = Reader(&signed[2 + kid_len..]);
+        let aad_len = 2 + usize::from(kid_len);
+        if raw.len() < aad_len + AEAD_NONCE_LEN + TAG_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let key = keyring
+            .find(&raw[2..aad_len])
+            .ok_or(TokenError::UnknownKey)?;
+        let (head, rest) = raw.split_at_mut(aad_len + AEAD_NONCE_LEN);
+        let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let (aad, aead_nonce) = head.split_at(aad_len);
+        let aead_nonce = XNonce::try_from(aead_nonce).map_err(|_| TokenError::Malformed)?;
+        let tag = Tag::try_from(&*tag).map_err(|_| TokenError::Malformed)?;
+        key.handoff
+            .decrypt_inout_detached(&aead_nonce, aad, sealed.into(), &tag)
+            .map_err(|_| TokenError::Inauthentic)?;
+
+        // Authentic from here on (only a key holder could have sealed it); still parse
+        // defensively.
+        let mut r = Reader(&*sealed);
         let issued_at = r.u64()?;
         let expires_at = r.u64()?;
         let nonce: [u8; NONCE_LEN] = r
             .take(NONCE_LEN)?
             .try_into()
             .map_err(|_| TokenError::Malformed)?;
-        let method_len = r.u8()? as usize;
+        let publisher = r.str16()?;
+        let method_len = usize::from(r.u8()?);
         let method = Method::from_bytes(r.take(method_len)?).map_err(|_| TokenError::Malformed)?;
         let target = r.str16()?;
         let encoding = FormEncoding::from_byte(r.u8()?).ok_or(TokenError::Malformed)?;
-        let body_len = r.u16()? as usize;
+        let body_len = usize::from(r.u16()?);
         let body = Bytes::copy_from_slice(r.take(body_len)?);
         let return_path = r.str16()?;
         if !r.0.is_empty() {
             return Err(TokenError::Malformed);
         }
         Ok(HandoffToken {
-            key_id: String::from_utf8_lossy(kid).into_owned(),
+            key_id: key.id.to_string(),
             issued_at,
             expires_at,
             nonce,
+            publisher,
             change: CapturedChange {
                 method,
                 target,
@@ -322,7 +399,7 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
     fn str16(&mut self) -> Result<String, TokenError> {
-        let n = self.u16()? as usize;
+        let n = usize::from(self.u16()?);
         let s = std::str::from_utf8(self.take(n)?).map_err(|_| TokenError::Malformed)?;
         Ok(s.to_owned())
     }

@@ -43,6 +43,7 @@ fn layer() -> AmpSessionLayer {
     AmpSessionLayer::builder()
         .publisher_origin("https://shop.example")
         .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+        .direct_route("/cart/add")
         .build()
         .unwrap()
 }
@@ -63,6 +64,10 @@ async fn complete(app: &Router, handoff: &str) -> (http::response::Parts, String
     let req = Request::get(handoff)
         .header("sec-fetch-mode", "navigate")
         .header("sec-fetch-dest", "document")
+        .header(
+            "referer",
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/",
+        )
         .body(Body::empty())
         .unwrap();
     let (parts, body) = app.clone().oneshot(req).await.unwrap().into_parts();
@@ -85,7 +90,7 @@ async fn wrap_router_completes_handoffs_into_any_route() {
     let cookie = parts.headers["set-cookie"].to_str().unwrap();
     let cart = carts.lock().unwrap().clone();
     assert_eq!(cart.len(), 1);
-    assert!(cookie.starts_with(&format!("amp_session={}", cart[0].0)));
+    assert!(cookie.starts_with(&format!("__Host-amp_session={}", cart[0].0)));
 
     let (again, _) = complete(&app, &handoff).await;
     assert_eq!(

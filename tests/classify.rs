@@ -29,7 +29,7 @@ const FOREIGN: RequestSource = RequestSource::Foreign;
 #[tokio::test]
 async fn classification_table() {
     let id = tower_amp_session::SessionId::generate();
-    let cookie = format!("amp_session={}", id.as_str());
+    let cookie = format!("__Host-amp_session={}", id.as_str());
     let c = cookie.as_str();
     // (name, method, uri, headers, outcome)
     let rows: Vec<(&str, &str, &str, Vec<(&str, &str)>, Outcome)> = vec![
@@ -268,7 +268,7 @@ async fn classification_table() {
         let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
         let a = send(&mut svc, request(method, uri, &headers, "")).await;
         let got = match rec.seen().first() {
-            Some(s) => App(s.session.unwrap().source()),
+            Some(s) => App(s.session.clone().unwrap().source()),
             None if a.header("amp-redirect-to").is_some() => Handoff,
             None => Refused(a.status.as_u16()),
         };
@@ -316,7 +316,7 @@ async fn direct_changes_can_be_allowed_for_non_browser_clients() {
     );
     let a = send(&mut svc, request("POST", "/api", &[], "")).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(rec.seen()[0].session.unwrap().source(), DIRECT);
+    assert_eq!(rec.seen()[0].session.clone().unwrap().source(), DIRECT);
 }
 
 #[tokio::test]
@@ -447,9 +447,9 @@ async fn rejections_from_the_publishers_pages_carry_cors_so_amp_form_can_show_th
 #[tokio::test]
 async fn session_cookie_table() {
     let id = tower_amp_session::SessionId::generate();
-    let good = format!("amp_session={}", id.as_str());
+    let good = format!("__Host-amp_session={}", id.as_str());
     let other = format!(
-        "amp_session={}",
+        "__Host-amp_session={}",
         tower_amp_session::SessionId::generate().as_str()
     );
     // (name, Cookie header values, status, same session kept?, new cookie set?)
@@ -465,14 +465,14 @@ async fn session_cookie_table() {
         ("no cookie", vec![], 200, false, true),
         (
             "malformed value",
-            vec!["amp_session=abc".into()],
+            vec!["__Host-amp_session=abc".into()],
             200,
             false,
             true,
         ),
         (
             "8 KiB value",
-            vec![format!("amp_session={}", "A".repeat(8192))],
+            vec![format!("__Host-amp_session={}", "A".repeat(8192))],
             200,
             false,
             true,
@@ -484,12 +484,27 @@ async fn session_cookie_table() {
             true,
             false,
         ),
+        // Never a 400: the first valid value is the session.
         (
-            "two different sessions",
+            "two different sessions, ours first",
             vec![format!("{good}; {other}")],
-            400,
+            200,
+            true,
+            false,
+        ),
+        (
+            "two different sessions, the other first",
+            vec![format!("{other}; {good}")],
+            200,
             false,
             false,
+        ),
+        (
+            "a cookie without the __Host- prefix is not the session",
+            vec![format!("amp_session={}", id.as_str())],
+            200,
+            false,
+            true,
         ),
     ];
     for (name, cookies, status, kept, set) in rows {
@@ -500,7 +515,7 @@ async fn session_cookie_table() {
         assert_eq!(a.status.as_u16(), status, "{name}");
         assert_eq!(a.session_cookie().is_some(), set, "{name}");
         if status == 200 {
-            let session = rec.seen()[0].session.unwrap();
+            let session = rec.seen()[0].session.clone().unwrap();
             assert_eq!(session.id() == id, kept, "{name}");
             assert_eq!(session.is_new(), set, "{name}");
         }

@@ -258,3 +258,104 @@ fn keyring_from_environment_list() {
         assert!(Keyring::from_list(bad).is_err(), "{bad:?}");
     }
 }
+
+/// `Keyring::from_env` names the variable and what was wrong with it, and never echoes key
+/// material. Each row uses its own variable, so the rows never race.
+#[test]
+fn keyring_from_env_errors_name_the_variable() {
+    let k = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    let bare = "a".repeat(44);
+    std::env::set_var("TAS_CFG_KEYS_OK", format!("k2:{k},k1:{k}"));
+    let ok = Keyring::from_env("TAS_CFG_KEYS_OK").unwrap();
+    assert_eq!(ok.signing_key_id(), "k2");
+
+    let in_env = |var: &str, error: KeyError| KeyError::Env {
+        var: var.into(),
+        error: Box::new(error),
+    };
+    // (variable, value (None: unset), error, message)
+    let rows: Vec<(&str, Option<String>, KeyError, &str)> = vec![
+        (
+            "TAS_CFG_KEYS_UNSET",
+            None,
+            KeyError::EnvNotSet("TAS_CFG_KEYS_UNSET".into()),
+            "TAS_CFG_KEYS_UNSET is not set",
+        ),
+        (
+            "TAS_CFG_KEYS_EMPTY",
+            Some(String::new()),
+            KeyError::EnvEmpty("TAS_CFG_KEYS_EMPTY".into()),
+            "TAS_CFG_KEYS_EMPTY is empty",
+        ),
+        (
+            "TAS_CFG_KEYS_BLANK",
+            Some(" \n".into()),
+            KeyError::EnvEmpty("TAS_CFG_KEYS_BLANK".into()),
+            "TAS_CFG_KEYS_BLANK is empty",
+        ),
+        (
+            "TAS_CFG_KEYS_B64",
+            Some("k1:not*base64!".into()),
+            in_env("TAS_CFG_KEYS_B64", KeyError::InvalidBase64("k1".into())),
+            "TAS_CFG_KEYS_B64: key \"k1\" is not valid base64",
+        ),
+        (
+            "TAS_CFG_KEYS_SHORT",
+            Some("k1:c2hvcnQ=".into()),
+            in_env(
+                "TAS_CFG_KEYS_SHORT",
+                KeyError::TooShort {
+                    id: "k1".into(),
+                    len: 5,
+                },
+            ),
+            "TAS_CFG_KEYS_SHORT: key \"k1\" is 5 bytes; keys must be at least 32 bytes",
+        ),
+        (
+            "TAS_CFG_KEYS_BARE",
+            Some(bare.clone()),
+            in_env("TAS_CFG_KEYS_BARE", KeyError::MissingId { entry: 1 }),
+            "TAS_CFG_KEYS_BARE: key list entry 1 is not of the form id:<base64>",
+        ),
+        (
+            "TAS_CFG_KEYS_TRAILING",
+            Some(format!("k1:{k},")),
+            in_env("TAS_CFG_KEYS_TRAILING", KeyError::MissingId { entry: 2 }),
+            "TAS_CFG_KEYS_TRAILING: key list entry 2 is not of the form id:<base64>",
+        ),
+        (
+            "TAS_CFG_KEYS_DUP",
+            Some(format!("k1:{k},k1:{k}")),
+            in_env("TAS_CFG_KEYS_DUP", KeyError::DuplicateId("k1".into())),
+            "TAS_CFG_KEYS_DUP: key id \"k1\" is used twice",
+        ),
+        (
+            "TAS_CFG_KEYS_ID",
+            Some(format!("k 1:{k}")),
+            in_env("TAS_CFG_KEYS_ID", KeyError::InvalidId("k 1".into())),
+            "TAS_CFG_KEYS_ID: key id \"k 1\" must be 1 to 32 characters of A-Z a-z 0-9 - _ .",
+        ),
+        (
+            "TAS_CFG_KEYS_NOID",
+            Some(format!(":{k}")),
+            in_env("TAS_CFG_KEYS_NOID", KeyError::InvalidId(String::new())),
+            "TAS_CFG_KEYS_NOID: key id \"\" must be 1 to 32 characters of A-Z a-z 0-9 - _ .",
+        ),
+    ];
+    for (var, value, want, message) in rows {
+        match &value {
+            Some(v) => std::env::set_var(var, v),
+            None => std::env::remove_var(var),
+        }
+        let got = Keyring::from_env(var).unwrap_err();
+        assert_eq!(got, want, "{var}");
+        assert_eq!(got.to_string(), message, "{var}");
+        assert!(!got.to_string().contains(k), "{var}: key material in {got}");
+        assert!(
+            !got.to_string().contains(&bare),
+            "{var}: key material in {got}"
+        );
+        // Wrapped in a `ConfigError` (the `?` of a `build()` chain), the name stays.
+        assert!(ConfigError::from(got).to_string().contains(var), "{var}");
+    }
+}

@@ -1,4 +1,5 @@
-//! Sensitive routes: a handoff shows a confirmation page; only its first-party POST applies.
+//! The confirmation step: every handoff that is not the shopper's own flow from the cache to
+//! a declared route shows a page listing the change; only its first-party POST applies it.
 
 // Rows of behaviours are tuples: their types are long by design.
 #![allow(clippy::type_complexity)]
@@ -7,18 +8,18 @@ mod common;
 
 use common::*;
 use http::StatusCode;
+use tower_amp_session::{ConfigError, HandoffOutcome};
 
-async fn mint_to(svc: &mut Svc, target: &str) -> String {
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+async fn mint_with(svc: &mut Svc, target: &str, content_type: &str, body: &str) -> String {
     let a = send(
         svc,
         request(
             "POST",
             target,
-            &[
-                ("origin", CACHE),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            "confirm=1",
+            &[("origin", CACHE), ("content-type", content_type)],
+            body,
         ),
     )
     .await;
@@ -26,18 +27,29 @@ async fn mint_to(svc: &mut Svc, target: &str) -> String {
     path_of(a.header("amp-redirect-to").unwrap())
 }
 
+async fn mint_to(svc: &mut Svc, target: &str) -> String {
+    mint_with(svc, target, FORM.1, "confirm=1").await
+}
+
 fn token_of(handoff: &str) -> String {
     handoff.split("token=").nth(1).unwrap().to_owned()
 }
 
+const CONFIRM_HEADERS: [(&str, &str); 4] = [
+    ("origin", PUBLISHER),
+    FORM,
+    ("sec-fetch-mode", "navigate"),
+    ("sec-fetch-dest", "document"),
+];
+
 #[tokio::test]
-async fn sensitive_route_asks_first_and_applies_on_the_confirmation_post() {
+async fn undeclared_route_asks_first_and_applies_on_the_confirmation_post() {
     let rec = Recorder::default();
-    let layer = builder().sensitive_path("/checkout/").build().unwrap();
+    let layer = builder().build().unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
     let handoff = mint_to(&mut svc, "/checkout/pay").await;
 
-    // The link shows a page; nothing is applied, no nonce consumed.
+    // The link shows a page, even from the cache page; nothing applied, no nonce used up.
     for _ in 0..2 {
         let page = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
         assert_eq!(page.status, StatusCode::OK);
@@ -48,36 +60,34 @@ async fn sensitive_route_asks_first_and_applies_on_the_confirmation_post() {
             page.body
         );
         assert!(page.body.contains(&token_of(&handoff)));
+        assert!(page.body.contains("<code>POST /checkout/pay</code>"));
         assert_eq!(page.header("x-frame-options"), Some("DENY"));
-        assert!(page
-            .header("content-security-policy")
-            .unwrap()
-            .contains("frame-ancestors 'none'"));
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("form-action 'self'"), "{csp}");
         assert_eq!(page.header("cache-control"), Some("no-store"));
+        // Not `no-referrer`: that makes the page's own POST carry `Origin: null`.
+        assert_eq!(page.header("referrer-policy"), Some("same-origin"));
+        assert_eq!(page.session_cookie(), None);
         assert_eq!(rec.count(), 0);
     }
 
     let form = format!("token={}", token_of(&handoff));
-    let confirm_headers = [
-        ("origin", PUBLISHER),
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("sec-fetch-mode", "navigate"),
-        ("sec-fetch-dest", "document"),
-    ];
     let a = send(
         &mut svc,
-        request("POST", "/_amp/handoff", &confirm_headers, &form),
+        request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &form),
     )
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert!(a.session_cookie().is_some());
     assert_eq!(rec.count(), 1);
     assert_eq!(rec.seen()[0].uri, "/checkout/pay");
+    assert_eq!(rec.seen()[0].origin.as_deref(), Some(PUBLISHER));
 
     // Submitting the confirmation twice applies once.
     let again = send(
         &mut svc,
-        request("POST", "/_amp/handoff", &confirm_headers, &form),
+        request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &form),
     )
     .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
@@ -85,35 +95,107 @@ async fn sensitive_route_asks_first_and_applies_on_the_confirmation_post() {
 }
 
 #[tokio::test]
+async fn the_page_lists_every_field_escaped() {
+    let rec = Recorder::default();
+    let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
+    // (content type and body, what the page must show, what it must never show raw)
+    let (mp_ct, mp_body) = multipart(&[("email", "attacker@evil.example"), ("x", "<b>1</b>")]);
+    let rows: Vec<(&str, String, String, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "urlencoded, decoded",
+            FORM.1.to_owned(),
+            "email=attacker%40evil.example&note=a+%26+b&%3Cscript%3E=%22%3E%3Cimg".to_owned(),
+            vec![
+                "<code>email</code>",
+                "<code>attacker@evil.example</code>",
+                "<code>note</code></th><td><code>a &amp; b</code>",
+                "<code>&lt;script&gt;</code></th><td><code>&quot;&gt;&lt;img</code>",
+            ],
+            vec!["<script>", "\"><img"],
+        ),
+        (
+            "multipart",
+            mp_ct,
+            mp_body,
+            vec![
+                "<code>email</code></th><td><code>attacker@evil.example</code>",
+                "<code>x</code></th><td><code>&lt;b&gt;1&lt;/b&gt;</code>",
+            ],
+            vec!["<b>1</b>"],
+        ),
+        (
+            "no body",
+            String::new(),
+            String::new(),
+            vec!["The request sends no fields."],
+            vec![],
+        ),
+    ];
+    for (name, ct, body, shown, never) in rows {
+        let handoff = if ct.is_empty() {
+            let a = send(
+                &mut svc,
+                request("POST", "/account/email?confirm=1", &[("origin", CACHE)], ""),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.body);
+            path_of(a.header("amp-redirect-to").unwrap())
+        } else {
+            mint_with(&mut svc, "/account/email?confirm=1", &ct, &body).await
+        };
+        let page = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
+        assert_eq!(page.status, StatusCode::OK, "{name}");
+        assert!(
+            page.body
+                .contains("<code>POST /account/email?confirm=1</code>"),
+            "{name}: {}",
+            page.body
+        );
+        for s in shown {
+            assert!(page.body.contains(s), "{name}: {s} in {}", page.body);
+        }
+        for s in never {
+            assert!(!page.body.contains(s), "{name}: raw {s} in {}", page.body);
+        }
+    }
+    assert_eq!(rec.count(), 0);
+}
+
+#[tokio::test]
 async fn confirmation_post_refusals() {
     let rec = Recorder::default();
-    let layer = builder().sensitive_path("/account/delete").build().unwrap();
+    let layer = builder().build().unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
     let handoff = mint_to(&mut svc, "/account/delete").await;
     let form = format!("token={}", token_of(&handoff));
-    let ct = ("content-type", "application/x-www-form-urlencoded");
     let rows: Vec<(&str, Vec<(&str, &str)>, String, StatusCode)> = vec![
         (
             "from the cache's page",
-            vec![("origin", CACHE), ct],
+            vec![("origin", CACHE), FORM],
             form.clone(),
             StatusCode::FORBIDDEN,
         ),
         (
             "from a foreign page",
-            vec![("origin", "https://evil.example"), ct],
+            vec![("origin", "https://evil.example"), FORM],
+            form.clone(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "Origin: null",
+            vec![("origin", "null"), FORM],
             form.clone(),
             StatusCode::FORBIDDEN,
         ),
         (
             "without Origin",
-            vec![ct],
+            vec![FORM],
             form.clone(),
             StatusCode::FORBIDDEN,
         ),
         (
             "as fetch()",
-            vec![("origin", PUBLISHER), ct, ("sec-fetch-mode", "cors")],
+            vec![("origin", PUBLISHER), FORM, ("sec-fetch-mode", "cors")],
             form.clone(),
             StatusCode::FORBIDDEN,
         ),
@@ -125,13 +207,13 @@ async fn confirmation_post_refusals() {
         ),
         (
             "without a token",
-            vec![("origin", PUBLISHER), ct],
+            vec![("origin", PUBLISHER), FORM],
             "x=1".into(),
             StatusCode::BAD_REQUEST,
         ),
         (
             "with a forged token",
-            vec![("origin", PUBLISHER), ct],
+            vec![("origin", PUBLISHER), FORM],
             "token=AAAA".into(),
             StatusCode::BAD_REQUEST,
         ),
@@ -141,31 +223,105 @@ async fn confirmation_post_refusals() {
         assert_eq!(a.status, want, "{name}: {}", a.body);
     }
     assert_eq!(rec.count(), 0, "no refused confirmation applies anything");
+    // The token is still good for the shopper's own click.
+    let a = send(
+        &mut svc,
+        request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &form),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(rec.count(), 1);
 }
 
 #[tokio::test]
-async fn sensitive_path_matching() {
+async fn direct_route_matching() {
     let rec = Recorder::default();
     let layer = builder()
-        .sensitive_path("/checkout/")
-        .sensitive_path("/account/delete")
+        .direct_route("/wishlist/")
+        .direct_route("/newsletter/join")
         .build()
         .unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
-    // (target, asks for confirmation?)
+    // (target, applied on arrival from the cache page?) — everything else asks first.
     let rows = [
-        ("/checkout/pay", true),
-        ("/checkout/", true),
-        ("/checkout", false),
-        ("/account/delete", true),
-        ("/account/delete?now=1", true),
-        ("/account/delete/x", false),
-        ("/cart/add", false),
+        ("/cart/add", true),
+        ("/cart/add?qty=2", true),
+        ("/cart/add/", false),
+        ("/cart/remove", false),
+        ("/wishlist/add", true),
+        ("/wishlist/", true),
+        ("/wishlist", false),
+        ("/wishlist/../account/email", false),
+        ("/wishlist/./x", false),
+        ("/wishlist/%2e%2e/account", false),
+        ("/wishlist//x", false),
+        ("/wishlist/x;/../y", false),
+        ("/newsletter/join", true),
+        ("/newsletter/join/x", false),
+        ("/Newsletter/join", false),
+        ("/account/delete", false),
     ];
-    for (target, confirm) in rows {
+    for (target, direct) in rows {
         let handoff = mint_to(&mut svc, target).await;
         let a = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
-        let asked = a.status == StatusCode::OK;
-        assert_eq!(asked, confirm, "{target}: {}", a.status);
+        let outcome = a.headers.get("x-frame-options").is_none();
+        assert_eq!(outcome, direct, "{target}: {}", a.status);
+        let want = if direct {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(a.status, want, "{target}");
+    }
+}
+
+#[tokio::test]
+async fn outcome_extension_says_confirmation_shown() {
+    use tower::ServiceExt;
+    let rec = Recorder::default();
+    let layer = builder().build().unwrap();
+    let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
+    let handoff = mint_to(&mut svc, "/account/delete").await;
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .oneshot(request("GET", &handoff, &NAV, ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.extensions().get::<HandoffOutcome>(),
+        Some(&HandoffOutcome::ConfirmationShown)
+    );
+}
+
+#[test]
+fn direct_routes_are_checked_at_build() {
+    // (route, accepted)
+    let rows = [
+        ("/cart/add", true),
+        ("/cart/", true),
+        ("/", true),
+        ("cart/add", false),
+        ("", false),
+        ("//cart", false),
+        ("/cart?x=1", false),
+        ("/cart#top", false),
+        ("/cart add", false),
+        ("/cart\n", false),
+        ("/_amp/handoff", false),
+        ("/_amp/%68andoff", false),
+        ("/_AMP/handoff", false),
+    ];
+    for (route, ok) in rows {
+        let got = builder().direct_route(route).build().map(|_| ());
+        match ok {
+            true => assert!(got.is_ok(), "{route:?}: {got:?}"),
+            false => assert_eq!(
+                got.unwrap_err(),
+                ConfigError::InvalidDirectRoute(route.into()),
+                "{route:?}"
+            ),
+        }
     }
 }

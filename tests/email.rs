@@ -102,7 +102,9 @@ async fn email_sender_table() {
         let a = send(&mut svc, request(method, uri, &headers, "")).await;
         assert_eq!(a.status.as_u16(), status, "{name}: {}", a.body);
         assert_eq!(
-            rec.seen().first().map(|s| s.session.unwrap().source()),
+            rec.seen()
+                .first()
+                .map(|s| s.session.clone().unwrap().source()),
             source,
             "{name}"
         );

@@ -81,15 +81,23 @@ async fn urlencoded_post_from_cache_is_handed_off_and_applied_once() {
         ]
     );
     assert_eq!(s.origin.as_deref(), Some(PUBLISHER));
-    let session = s.session.expect("session attached");
+    let session = s.session.clone().expect("session attached");
     assert!(session.via_handoff() && session.is_new());
     assert_eq!(session.source(), RequestSource::SameOrigin);
-    assert_eq!(cookie, format!("amp_session={}", session.id().as_str()));
+    assert_eq!(
+        cookie,
+        format!("__Host-amp_session={}", session.id().as_str())
+    );
 
     // A reload of the handoff URL: redirected, not applied again.
     let again = send(
         &mut svc,
-        request("GET", &handoff, &[NAV[0], NAV[1], ("cookie", &cookie)], ""),
+        request(
+            "GET",
+            &handoff,
+            &[NAV[0], NAV[1], NAV[2], ("cookie", &cookie)],
+            "",
+        ),
     )
     .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
@@ -155,7 +163,12 @@ async fn second_handoff_with_the_cookie_keeps_the_session() {
     .await;
     let a = send(
         &mut svc,
-        request("GET", &second, &[NAV[0], NAV[1], ("cookie", &cookie)], ""),
+        request(
+            "GET",
+            &second,
+            &[NAV[0], NAV[1], NAV[2], ("cookie", &cookie)],
+            "",
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
@@ -166,8 +179,11 @@ async fn second_handoff_with_the_cookie_keeps_the_session() {
     );
     let seen = rec.seen();
     assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].session.unwrap().id(), seen[1].session.unwrap().id());
-    assert!(!seen[1].session.unwrap().is_new());
+    assert_eq!(
+        seen[0].session.clone().unwrap().id(),
+        seen[1].session.clone().unwrap().id()
+    );
+    assert!(!seen[1].session.clone().unwrap().is_new());
 }
 
 #[tokio::test]
@@ -175,7 +191,7 @@ async fn cache_post_with_cookie_and_same_origin_post_reach_the_app_directly() {
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     let id = tower_amp_session::SessionId::generate();
-    let cookie = format!("amp_session={}", id.as_str());
+    let cookie = format!("__Host-amp_session={}", id.as_str());
     let rows: &[(&str, Vec<(&str, &str)>, RequestSource)] = &[
         (
             "cache with cookie",
@@ -206,8 +222,8 @@ async fn cache_post_with_cookie_and_same_origin_post_reach_the_app_directly() {
         assert_eq!(a.header("amp-redirect-to"), None, "{name}: no handoff");
         assert_eq!(a.session_cookie(), None, "{name}");
         let s = &rec.seen()[i];
-        assert_eq!(s.session.unwrap().id(), id, "{name}");
-        assert_eq!(s.session.unwrap().source(), *source, "{name}");
+        assert_eq!(s.session.clone().unwrap().id(), id, "{name}");
+        assert_eq!(s.session.clone().unwrap().source(), *source, "{name}");
         assert_eq!(&s.body[..], b"product_id=1", "{name}");
     }
 }
@@ -223,7 +239,7 @@ async fn same_origin_post_without_cookie_gets_a_new_session_not_a_handoff() {
     .await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.session_cookie().is_some());
-    assert!(rec.seen()[0].session.unwrap().is_new());
+    assert!(rec.seen()[0].session.clone().unwrap().is_new());
 }
 
 #[tokio::test]
@@ -430,13 +446,32 @@ async fn handoff_completion_refusals() {
 }
 
 #[tokio::test]
-async fn navigation_without_sec_fetch_headers_completes() {
-    // Older browsers send no Sec-Fetch-*: the headers are enforced only when present.
+async fn navigation_without_sec_fetch_headers_asks_first() {
+    // Older browsers and programs send no Sec-Fetch-*: enforced only when present, and
+    // without them the navigation's provenance is unknown, so the shopper confirms.
     let rec = Recorder::default();
     let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     let handoff = mint(&mut svc, "application/x-www-form-urlencoded", "a=1", None).await;
-    let a = send(&mut svc, request("GET", &handoff, &[], "")).await;
-    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let a = send(&mut svc, request("GET", &handoff, &[NAV[2]], "")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("x-frame-options"), Some("DENY"));
+    assert_eq!(rec.count(), 0);
+    let token = handoff.split("token=").nth(1).unwrap();
+    let a = send(
+        &mut svc,
+        request(
+            "POST",
+            "/_amp/handoff",
+            &[
+                ("origin", PUBLISHER),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("token={token}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(rec.count(), 1);
 }
 
 #[tokio::test]

@@ -1,20 +1,31 @@
 //! `RedisReplayGuard` against a real `redis-server` that each test starts on its own loopback
 //! port. Without `redis-server` on PATH the Redis tests print a notice and pass, unless
 //! `CI=true`, where they fail.
+//!
+//! Faults (section e): Redis killed between reserve and commit, a reply lost with its
+//! connection, a reply late past the timeout. In each: the app is never applied twice
+//! (counted), the shopper is always told (status and page text), and the guard recovers by
+//! itself (a new link completes, no restart of the layer).
 
 mod common;
 
+use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use common::*;
-use fred::prelude::{Client, KeysInterface};
-use http::StatusCode;
-use tower_amp_session::{
-    AmpSessionLayer, HandoffToken, KeyError, Keyring, RedisReplayGuard, TOKEN_PARAM,
-};
+use fred::prelude::{Client, ClientLike, KeysInterface};
+use fred::types::{ClusterHash, CustomCommand};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tower_amp_session::{AmpSessionLayer, KeyError, Keyring, RedisReplayGuard, RequestBody};
 
 // ---------------------------------------------------------------------------------------------
 // The server
@@ -23,12 +34,20 @@ use tower_amp_session::{
 struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// With an append-only file fsynced on every write: a killed server keeps its marks.
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port, or `None` (after a notice) when `redis-server` is not
     /// installed. With `CI=true` a missing server is a failure.
     fn start() -> Option<RedisServer> {
+        RedisServer::start_with(false)
+    }
+
+    /// Like [`start`](Self::start); `persistent` keeps the data across a kill (AOF, fsync
+    /// always), as production needs for single use across a restart.
+    fn start_with(persistent: bool) -> Option<RedisServer> {
         match Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -57,7 +76,11 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            persistent,
+        };
         server.restart();
         Some(server)
     }
@@ -69,11 +92,19 @@ impl RedisServer {
     /// (Re)starts the server on the same port and waits until it accepts connections.
     fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let dir = std::env::temp_dir().join(format!("amp-redis-{}", self.port));
+        std::fs::create_dir_all(&dir).expect("redis data dir");
+        let aof = if self.persistent {
+            ["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            ["--appendonly", "no", "--appendfsync", "no"]
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(aof)
             .arg("--dir")
-            .arg(std::env::temp_dir())
+            .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -112,6 +143,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ =
+            std::fs::remove_dir_all(std::env::temp_dir().join(format!("amp-redis-{}", self.port)));
     }
 }
 
@@ -157,20 +190,22 @@ async fn complete(svc: &mut Svc, handoff: &str) -> Answer {
     send(svc, request("GET", handoff, &NAV, "")).await
 }
 
-/// The Redis key of a handoff's nonce: `<prefix>:<key id>:<hex nonce>`.
-fn nonce_key(prefix: &str, handoff: &str) -> String {
-    let query = handoff.split_once('?').expect("a query").1;
-    let token = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == TOKEN_PARAM)
-        .expect("a token")
-        .1;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let token = HandoffToken::open(&Keyring::from_list(KEYS).unwrap(), &token, now, 30).unwrap();
-    let hex: String = token.nonce.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}:{}:{hex}", token.key_id)
+/// The nonce keys under `prefix` (`<prefix>:<32 hex digits>`).
+async fn nonce_keys(client: &Client, prefix: &str) -> Vec<String> {
+    let keys = CustomCommand::new_static("KEYS", ClusterHash::FirstKey, false);
+    let mut found: Vec<String> = client
+        .custom(keys, vec![format!("{prefix}:*")])
+        .await
+        .expect("KEYS");
+    found.sort();
+    for k in &found {
+        let hex = k.strip_prefix(&format!("{prefix}:")).expect("prefix");
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{k}"
+        );
+    }
+    found
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,9 +242,15 @@ async fn token_minted_on_a_completes_on_b_exactly_once() {
     assert_eq!(complete(&mut a, &other).await.status, StatusCode::SEE_OTHER);
     assert_eq!(rec.count(), 2);
 
-    // The mark lives as long as the token could: 120 s TTL + 30 s skew by default.
-    let pttl: i64 = client.pttl(nonce_key("t-a", &handoff)).await.unwrap();
-    assert!((115_000..=150_000).contains(&pttl), "PTTL {pttl}");
+    // Each mark lives as long as its token could: 120 s TTL + 30 s skew by default.
+    let keys = nonce_keys(&client, "t-a").await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in keys {
+        let pttl: i64 = client.pttl(&key).await.unwrap();
+        assert!((115_000..=150_000).contains(&pttl), "PTTL {pttl}");
+        let value: String = client.get(&key).await.unwrap();
+        assert_eq!(value, "a", "applied");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,7 +275,12 @@ async fn concurrent_completions_over_two_instances_apply_once() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), StatusCode::SEE_OTHER);
+        // Applied (303, also for those after it) or still being applied (409).
+        let status = task.await.unwrap();
+        assert!(
+            [StatusCode::SEE_OTHER, StatusCode::CONFLICT].contains(&status),
+            "{status}"
+        );
     }
     eprintln!("64 concurrent completions in {:?}", start.elapsed());
     assert_eq!(rec.count(), 1, "exactly one applied");
@@ -269,7 +315,7 @@ async fn redis_down_answers_503_and_recovers_after_restart() {
             res.body
         );
         assert!(
-            res.body.contains("not applied; please try again"),
+            res.body.contains("nothing was done; please try again"),
             "{}",
             res.body
         );
@@ -300,16 +346,24 @@ async fn redis_down_answers_503_and_recovers_after_restart() {
         eprintln!("{name} recovered {:?} after the restart", start.elapsed());
     }
     assert_eq!(rec.count(), 3);
-    // The token refused while Redis was down was never marked: it applies now, once.
-    assert_eq!(
-        complete(&mut b, &handoff).await.status,
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        complete(&mut a, &handoff).await.status,
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(rec.count(), 4);
+    // The token refused while Redis was down: if none of its reserves reached Redis, it
+    // applies now, once; a reserve caught between the drop and its detection may have been
+    // written after the reconnect (it timed out for the shopper), and then the link is
+    // "unknown" (409). Either way, never applied twice.
+    let first = complete(&mut b, &handoff).await;
+    let again = complete(&mut a, &handoff).await;
+    match first.status {
+        StatusCode::SEE_OTHER => {
+            assert_eq!(again.status, StatusCode::SEE_OTHER);
+            assert_eq!(rec.count(), 4);
+        }
+        StatusCode::CONFLICT => {
+            assert!(first.body.contains("result is unknown"), "{}", first.body);
+            assert_eq!(again.status, StatusCode::CONFLICT);
+            assert_eq!(rec.count(), 3);
+        }
+        other => panic!("{other}: {}", first.body),
+    }
 }
 
 /// A server that stops answering: each check gives up after the configured timeout.
@@ -429,7 +483,7 @@ async fn nonce_keys_expire_with_the_token() {
         complete(&mut a, &handoff).await.status,
         StatusCode::SEE_OTHER
     );
-    let key = nonce_key("t-d", &handoff);
+    let key = nonce_keys(&client, "t-d").await.pop().expect("one key");
     let pttl: i64 = client.pttl(&key).await.unwrap();
     assert!(
         pttl > 0 && pttl <= 1000,
@@ -445,6 +499,308 @@ async fn nonce_keys_expire_with_the_token() {
     // Gone from Redis, but the token itself has expired too: refused, not applied again.
     assert_eq!(complete(&mut a, &handoff).await.status, StatusCode::GONE);
     assert_eq!(rec.count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// e. Faults between the guard's steps
+
+/// An app that waits at a gate: each call is announced on `entered` and proceeds when `go`
+/// has a permit. Counts the changes it applied.
+#[derive(Clone)]
+struct Gated {
+    applied: Arc<AtomicUsize>,
+    entered: Arc<Semaphore>,
+    go: Arc<Semaphore>,
+}
+
+impl Default for Gated {
+    fn default() -> Self {
+        Gated {
+            applied: Arc::default(),
+            entered: Arc::new(Semaphore::new(0)),
+            go: Arc::new(Semaphore::new(0)),
+        }
+    }
+}
+
+impl Gated {
+    fn open() -> Self {
+        let g = Gated::default();
+        g.go.add_permits(1000);
+        g
+    }
+    fn applied(&self) -> usize {
+        self.applied.load(Ordering::SeqCst)
+    }
+    fn app(&self) -> App {
+        let me = self.clone();
+        tower::util::BoxCloneService::new(tower::service_fn(
+            move |req: Request<RequestBody<Full<Bytes>>>| {
+                let me = me.clone();
+                async move {
+                    let _ = req.into_body().collect().await;
+                    me.entered.add_permits(1);
+                    me.go.acquire().await.expect("gate").forget();
+                    me.applied.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+                }
+            },
+        ))
+    }
+}
+
+const PASS: u8 = 0;
+/// The next reply from Redis is lost with its connection (both sides closed).
+const CUT: u8 = 1;
+/// Replies from Redis are held for `LATE_MS` before they are passed on.
+const LATE: u8 = 2;
+const LATE_MS: u64 = 700;
+
+/// A TCP proxy on loopback in front of Redis whose replies can be cut off or delayed.
+struct Proxy {
+    port: u16,
+    mode: Arc<AtomicU8>,
+}
+
+impl Proxy {
+    async fn start(redis_port: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let m = mode.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    let Ok(server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                    else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        match m.load(Ordering::SeqCst) {
+                            CUT => break,
+                            LATE => tokio::time::sleep(Duration::from_millis(LATE_MS)).await,
+                            _ => {}
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Dropping every half closes both connections.
+                    up.abort();
+                });
+            }
+        });
+        Proxy { port, mode }
+    }
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+const PENDING_TEXT: &str = "still being applied, or its result is unknown";
+const DOWN_TEXT: &str = "nothing was done; please try again";
+
+/// Asserts a Redis-down answer: 503 with Retry-After, the page says nothing was done.
+fn assert_down(res: &Answer, what: &str) {
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{what}: {}",
+        res.body
+    );
+    assert!(res.body.contains(DOWN_TEXT), "{what}: {}", res.body);
+    assert!(res.header("retry-after").is_some(), "{what}");
+}
+
+/// Completes new links until one is applied (303): the guard recovered without a restart.
+async fn recovers(svc: &mut Svc, what: &str) {
+    let start = Instant::now();
+    loop {
+        let link = mint(svc, "product_id=9&quantity=1").await;
+        let res = complete(svc, &link).await;
+        if res.status == StatusCode::SEE_OTHER {
+            eprintln!("{what}: recovered after {:?}", start.elapsed());
+            return;
+        }
+        assert_down(&res, what);
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{what}: never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis is killed while the app applies the change (after `reserve`, before
+/// `mark_applied`), and comes back from its append-only file.
+#[tokio::test]
+async fn redis_killed_between_reserve_and_commit() {
+    let Some(mut redis) = RedisServer::start_with(true) else {
+        return;
+    };
+    let app = Gated::default();
+    let guard = RedisReplayGuard::connect(&redis.url())
+        .await
+        .unwrap()
+        .prefix("t-e1");
+    let layer = builder().replay_guard(guard).build().unwrap();
+    let mut svc = service(&layer, app.app());
+    let link = mint(&mut svc, "product_id=1&quantity=1").await;
+
+    let (mut s, l) = (svc.clone(), link.clone());
+    let first = tokio::spawn(async move { complete(&mut s, &l).await });
+    app.entered.acquire().await.unwrap().forget();
+    redis.stop();
+    app.go.add_permits(1000);
+    let first = first.await.unwrap();
+    // The change was applied: the shopper is told so, although the commit failed.
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(app.applied(), 1);
+
+    let rows: &[&str] = &["down", "back"];
+    for row in rows {
+        if *row == "back" {
+            redis.restart();
+        }
+        let start = Instant::now();
+        loop {
+            let res = complete(&mut svc, &link).await;
+            if *row == "down" || res.status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_down(&res, row);
+                if *row == "down" {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(15),
+                    "never reconnected"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            // Back with the reservation still pending: "unknown", never applied again.
+            assert_eq!(res.status, StatusCode::CONFLICT, "{row}: {}", res.body);
+            assert!(res.body.contains(PENDING_TEXT), "{}", res.body);
+            break;
+        }
+        assert_eq!(app.applied(), 1, "{row}: never applied twice");
+    }
+    recovers(&mut svc, "after the kill").await;
+    assert_eq!(app.applied(), 2);
+}
+
+/// The reply to `reserve` is lost with its connection: the `SET NX` ran, the guard cannot
+/// know. 503 (nothing applied), then the link is "unknown" (409) until it expires, never
+/// applied; new links work as soon as the client has reconnected.
+#[tokio::test]
+async fn lost_reserve_reply_never_applies_and_recovers() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(redis.port).await;
+    let app = Gated::open();
+    let guard = RedisReplayGuard::connect(&proxy.url())
+        .await
+        .unwrap()
+        .prefix("t-e2");
+    let client = guard.client().clone();
+    let layer = builder().replay_guard(guard).build().unwrap();
+    let mut svc = service(&layer, app.app());
+    let link = mint(&mut svc, "product_id=1&quantity=1").await;
+
+    proxy.set(CUT);
+    let res = complete(&mut svc, &link).await;
+    proxy.set(PASS);
+    assert_down(&res, "reply lost");
+    assert_eq!(app.applied(), 0);
+
+    recovers(&mut svc, "reply lost").await;
+    let res = complete(&mut svc, &link).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.body);
+    assert!(res.body.contains(PENDING_TEXT), "{}", res.body);
+    assert_eq!(app.applied(), 1, "only the new link was applied");
+    // What Redis holds: the lost reservation (pending) and the new link (applied).
+    let mut values = Vec::new();
+    for key in nonce_keys(&client, "t-e2").await {
+        let v: String = client.get(&key).await.unwrap();
+        values.push(v.chars().next().unwrap());
+    }
+    values.sort();
+    assert_eq!(values, ['a', 'p']);
+}
+
+/// Replies arrive late, after the timeout: for `reserve` the shopper is told 503 and the
+/// link becomes "unknown" (409); for `mark_applied` the change was applied (303) and the
+/// late commit still lands, so a reload redirects. Never applied twice.
+#[tokio::test]
+async fn late_replies_never_apply_twice() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(redis.port).await;
+    let app = Gated::default();
+    let guard = RedisReplayGuard::connect(&proxy.url())
+        .await
+        .unwrap()
+        .prefix("t-e3")
+        .timeout(Duration::from_millis(200));
+    let layer = builder().replay_guard(guard).build().unwrap();
+    let mut svc = service(&layer, app.app());
+
+    // Late reply to reserve.
+    let link = mint(&mut svc, "product_id=1&quantity=1").await;
+    proxy.set(LATE);
+    let res = complete(&mut svc, &link).await;
+    proxy.set(PASS);
+    assert_down(&res, "reserve late");
+    assert_eq!(app.applied(), 0);
+    app.go.add_permits(1);
+    recovers(&mut svc, "reserve late").await;
+    let res = complete(&mut svc, &link).await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.body);
+    assert!(res.body.contains(PENDING_TEXT));
+    assert_eq!(app.applied(), 1);
+
+    // Late reply to mark_applied: the app is held until the replies are slowed down.
+    let link = mint(&mut svc, "product_id=2&quantity=1").await;
+    let (mut s, l) = (svc.clone(), link.clone());
+    let first = tokio::spawn(async move { complete(&mut s, &l).await });
+    app.entered.acquire().await.unwrap().forget();
+    app.entered.acquire().await.unwrap().forget();
+    proxy.set(LATE);
+    app.go.add_permits(1);
+    let first = first.await.unwrap();
+    proxy.set(PASS);
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(app.applied(), 2);
+    let start = Instant::now();
+    loop {
+        let res = complete(&mut svc, &link).await;
+        if res.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert_down(&res, "commit late");
+        assert!(start.elapsed() < Duration::from_secs(15), "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.applied(), 2, "the reload was redirected, not applied");
+    app.go.add_permits(1000);
+    recovers(&mut svc, "commit late").await;
+    assert_eq!(app.applied(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------

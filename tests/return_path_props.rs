@@ -5,9 +5,9 @@
 //!    origin, both with `Url::join` and as the `Location` the layer actually writes
 //!    (origin text + path).
 //! 2. A table of open-redirect payloads, each refused by `validate_return_path` on both test
-//!    origins, by the config builder as a fixed return path, at completion inside a signed
-//!    token, and at mint through `Referer` (cache page and origin page): the handoff then
-//!    lands on `https://shop.example/`, never on the payload.
+//!    origins, by the config builder as a fixed return path, and at mint through `Referer`
+//!    (cache page and origin page): the handoff then lands on `https://shop.example/`, never
+//!    on the payload.
 
 mod common;
 
@@ -15,7 +15,7 @@ use common::*;
 use http::{HeaderValue, StatusCode};
 use proptest::prelude::*;
 use tower_amp_session::return_path::{return_path_from_referer, validate_return_path};
-use tower_amp_session::{CapturedChange, FormEncoding, HandoffToken, Keyring, ReturnTo};
+use tower_amp_session::ReturnTo;
 use url::Url;
 
 const ORIGINS: [&str; 2] = ["https://shop.example", "http://shop.localhost:8080"];
@@ -255,49 +255,9 @@ fn payloads_are_refused_by_validation_and_config() {
     }
 }
 
-/// A token signed with the layer's own key that carries a payload as its return path (what
-/// a buggy or older minter could produce) is refused at completion: 400, nothing applied,
-/// no redirect anywhere.
-#[tokio::test]
-async fn payloads_in_a_signed_token_are_refused_at_completion() {
-    let keyring = Keyring::builder().signing("k1", [7u8; 32]).build().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    for (i, p) in PAYLOADS.iter().enumerate() {
-        let change = CapturedChange {
-            method: http::Method::POST,
-            target: "/cart/add".into(),
-            encoding: FormEncoding::UrlEncoded,
-            body: "product_id=1".into(),
-            return_path: (*p).into(),
-        };
-        let mut nonce = [0u8; 16];
-        nonce[0] = i as u8;
-        let token = HandoffToken::seal(&keyring, &change, now, now + 60, nonce).unwrap();
-        let rec = Recorder::default();
-        let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
-        let a = send(
-            &mut svc,
-            request("GET", &format!("/_amp/handoff?token={token}"), &NAV, ""),
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{p:?}: {}", a.body);
-        assert_eq!(a.header("location"), None, "{p:?}");
-        assert_eq!(
-            a.rejection.map(|r| r.reason()),
-            Some("the handoff link has an invalid return path"),
-            "{p:?}"
-        );
-        assert_eq!(rec.count(), 0, "{p:?}: applied");
-        assert!(
-            !a.body.contains("evil"),
-            "{p:?}: the page links to it: {}",
-            a.body
-        );
-    }
-}
+// A token sealed with the layer's own key that carries a payload as its return path is
+// refused at completion: the token format is private, so that check is a unit test
+// (src/token/tests.rs, `hostile_return_paths_in_a_sealed_token_are_refused_at_completion`).
 
 /// Mints a handoff with `referer`, completes it, and returns the final `Location`.
 async fn location_after_handoff(referer: &str) -> String {

@@ -123,7 +123,7 @@ async fn events_have_stable_names_and_fields_and_no_secrets() {
     // 1. A cookieless GET from the cache page: a session is issued.
     let a = send(&mut svc, request("GET", "/", &[("origin", CACHE)], "")).await;
     let cookie = a.session_cookie().expect("session issued");
-    session_ids.push(cookie.trim_start_matches("amp_session=").to_owned());
+    session_ids.push(cookie.trim_start_matches("__Host-amp_session=").to_owned());
 
     // 2. The same browser, cookie sent: the session is read (and must not be logged either).
     send(
@@ -148,7 +148,7 @@ async fn events_have_stable_names_and_fields_and_no_secrets() {
     session_ids.push(
         a.session_cookie()
             .unwrap()
-            .trim_start_matches("amp_session=")
+            .trim_start_matches("__Host-amp_session=")
             .to_owned(),
     );
 

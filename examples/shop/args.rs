@@ -1,5 +1,6 @@
 //! Command-line flags, parsed by hand (the example should not need clap).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tower_amp_session::SameSite;
@@ -7,11 +8,18 @@ use tower_amp_session::SameSite;
 pub const USAGE: &str = "\
 usage: cargo run --example shop -- [options]
 
-  --origin-port N        port of the origin, http://shop.localhost:N (default 8080)
-  --cache-port N         port of the simulated AMP cache (default 8081)
+  --origin-port N        port of the origin, http://shop.localhost:N (default 8080; 8443 with --tls)
+  --cache-port N         port of the simulated AMP cache (default 8081; 8444 with --tls)
+  --tls                  serve both sites over https, with a certificate made at start
+                         (needed for WebKit and Safari, which drop Secure cookies over http)
+  --cert-out FILE        with --tls: where to write the certificate (PEM), to trust it
+                         (default: a file in the system's temp directory)
+  --amp-runtime DIR      serve the AMP runtime (v0.js, v0/amp-form-0.1.js,
+                         v0/amp-mustache-0.2.js) from DIR instead of cdn.ampproject.org,
+                         so the real amp-form runs offline (e.g. ../shared/amp-runtime)
   --handoff-ttl SECONDS  how long a handoff link stays valid (default 120)
   --same-site lax|none   SameSite of the session cookie (default none)
-  --offline              load a local stand-in for amp-form instead of the AMP runtime
+  --offline              load a small local stand-in for amp-form instead of the AMP runtime
   --redis URL            single use of handoff links across instances (redis://127.0.0.1:6379)
   -h, --help             show this help
 
@@ -27,6 +35,9 @@ pub struct Args {
     pub cache_port: u16,
     pub handoff_ttl: Duration,
     pub same_site: SameSite,
+    pub tls: bool,
+    pub cert_out: Option<PathBuf>,
+    pub amp_runtime: Option<PathBuf>,
     pub offline: bool,
     pub redis: Option<String>,
     pub help: bool,
@@ -39,6 +50,9 @@ impl Default for Args {
             cache_port: 8081,
             handoff_ttl: Duration::from_secs(120),
             same_site: SameSite::None,
+            tls: false,
+            cert_out: None,
+            amp_runtime: None,
             offline: false,
             redis: None,
             help: false,
@@ -50,6 +64,7 @@ impl Args {
     /// Parses the arguments after the program name; `Err` says what was wrong.
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut out = Args::default();
+        let (mut origin_port, mut cache_port) = (None, None);
         while let Some(flag) = args.next() {
             // `--flag=value` and `--flag value` both work.
             let (name, inline) = match flag.split_once('=') {
@@ -63,8 +78,11 @@ impl Args {
                     .ok_or_else(|| format!("{name} needs a value"))
             };
             match name.as_str() {
-                "--origin-port" => out.origin_port = port(&name, &value()?)?,
-                "--cache-port" => out.cache_port = port(&name, &value()?)?,
+                "--origin-port" => origin_port = Some(port(&name, &value()?)?),
+                "--cache-port" => cache_port = Some(port(&name, &value()?)?),
+                "--tls" if inline.is_none() => out.tls = true,
+                "--cert-out" => out.cert_out = Some(PathBuf::from(value()?)),
+                "--amp-runtime" => out.amp_runtime = Some(PathBuf::from(value()?)),
                 "--handoff-ttl" => {
                     let v = value()?;
                     let secs: u64 = v
@@ -85,8 +103,17 @@ impl Args {
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
         }
+        let (origin_default, cache_default) = if out.tls { (8443, 8444) } else { (8080, 8081) };
+        out.origin_port = origin_port.unwrap_or(origin_default);
+        out.cache_port = cache_port.unwrap_or(cache_default);
         if out.origin_port == out.cache_port {
             return Err("--origin-port and --cache-port must differ".into());
+        }
+        if out.offline && out.amp_runtime.is_some() {
+            return Err("--offline (the stand-in) and --amp-runtime exclude each other".into());
+        }
+        if out.cert_out.is_some() && !out.tls {
+            return Err("--cert-out needs --tls".into());
         }
         Ok(out)
     }
@@ -114,6 +141,12 @@ mod tests {
         assert_eq!((a.origin_port, a.cache_port, a.offline), (9000, 9001, true));
         let a = parse(&["--redis", "redis://127.0.0.1:6379"]).unwrap();
         assert_eq!(a.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        let a = parse(&["--tls", "--amp-runtime", "../rt", "--cert-out=/tmp/c.pem"]).unwrap();
+        assert_eq!((a.origin_port, a.cache_port, a.tls), (8443, 8444, true));
+        assert_eq!(a.amp_runtime, Some(PathBuf::from("../rt")));
+        assert_eq!(a.cert_out, Some(PathBuf::from("/tmp/c.pem")));
+        let a = parse(&["--tls", "--origin-port", "9000"]).unwrap();
+        assert_eq!((a.origin_port, a.cache_port), (9000, 8444));
         let a = parse(&["--handoff-ttl", "5", "--same-site", "LAX"]).unwrap();
         assert_eq!(a.handoff_ttl, Duration::from_secs(5));
         assert_eq!(a.same_site, SameSite::Lax);
@@ -126,6 +159,11 @@ mod tests {
             &["--offline=yes"],
             &["--what"],
             &["--origin-port", "8081"],
+            &["--tls=yes"],
+            &["--amp-runtime"],
+            &["--offline", "--amp-runtime", "dir"],
+            &["--cert-out", "c.pem"],
+            &["--tls", "--cache-port", "8443"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -44,20 +44,37 @@ impl std::fmt::Display for AddError {
     }
 }
 
+/// What a page shows of a session's cart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CartView {
+    /// The add a handoff just applied, shown once by the page the shopper lands on (the
+    /// shopper did not see the shop's own answer to it: the cache page said "Continuing…").
+    pub just_added: Option<Item>,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Default)]
+struct Cart {
+    items: Vec<Item>,
+    just_added: Option<Item>,
+}
+
 /// Every session's cart. Items stay in the order they were first added.
 #[derive(Debug, Default)]
 pub struct Carts {
     // A std mutex: it is never held across an `.await`.
-    carts: Mutex<HashMap<String, Vec<Item>>>,
+    carts: Mutex<HashMap<String, Cart>>,
 }
 
 impl Carts {
     /// Adds `quantity` (already checked to be 1..=99) of a product; returns the new cart.
+    /// `announce`: the next page of this session says what was added (see [`CartView`]).
     pub fn add(
         &self,
         session: &str,
         product_id: u32,
         quantity: u32,
+        announce: bool,
     ) -> Result<Vec<Item>, AddError> {
         if catalogue::find(product_id).is_none() {
             return Err(AddError::UnknownProduct(product_id));
@@ -66,7 +83,7 @@ impl Carts {
         // because each add is checked before it is written.
         let mut carts = self.carts.lock().unwrap_or_else(PoisonError::into_inner);
         let cart = carts.entry(session.to_owned()).or_default();
-        match cart.iter_mut().find(|i| i.product_id == product_id) {
+        match cart.items.iter_mut().find(|i| i.product_id == product_id) {
             Some(item) => {
                 let total = item.quantity.saturating_add(quantity);
                 if total > MAX_QUANTITY {
@@ -77,18 +94,37 @@ impl Carts {
                 }
                 item.quantity = total;
             }
-            None => cart.push(Item {
+            None => cart.items.push(Item {
                 product_id,
                 quantity,
             }),
         }
-        Ok(cart.clone())
+        cart.just_added = announce.then_some(Item {
+            product_id,
+            quantity,
+        });
+        Ok(cart.items.clone())
     }
 
     /// The session's cart (empty when it has none).
     pub fn items(&self, session: &str) -> Vec<Item> {
         let carts = self.carts.lock().unwrap_or_else(PoisonError::into_inner);
-        carts.get(session).cloned().unwrap_or_default()
+        carts
+            .get(session)
+            .map(|c| c.items.clone())
+            .unwrap_or_default()
+    }
+
+    /// What a page shows; takes the announcement, so that a reload no longer shows it.
+    pub fn view(&self, session: &str) -> CartView {
+        let mut carts = self.carts.lock().unwrap_or_else(PoisonError::into_inner);
+        match carts.get_mut(session) {
+            Some(cart) => CartView {
+                just_added: cart.just_added.take(),
+                items: cart.items.clone(),
+            },
+            None => CartView::default(),
+        }
     }
 }
 
@@ -99,9 +135,9 @@ mod tests {
     #[test]
     fn adds_merge_and_refuse() {
         let carts = Carts::default();
-        assert_eq!(carts.add("s", 3, 2).unwrap().len(), 1);
-        assert_eq!(carts.add("s", 1, 1).unwrap().len(), 2);
-        let items = carts.add("s", 3, 5).unwrap();
+        assert_eq!(carts.add("s", 3, 2, false).unwrap().len(), 1);
+        assert_eq!(carts.add("s", 1, 1, false).unwrap().len(), 2);
+        let items = carts.add("s", 3, 5, true).unwrap();
         assert_eq!(
             items[0],
             Item {
@@ -109,9 +145,32 @@ mod tests {
                 quantity: 7
             }
         );
-        assert_eq!(carts.add("s", 13, 1), Err(AddError::UnknownProduct(13)));
-        assert!(carts.add("s", 3, 93).is_err());
+        assert_eq!(
+            carts.add("s", 13, 1, true),
+            Err(AddError::UnknownProduct(13))
+        );
+        assert!(carts.add("s", 3, 93, true).is_err());
         assert_eq!(carts.items("s"), items);
         assert!(carts.items("other").is_empty());
+        // The announcement is the last add's own quantity, shown once.
+        let added = Some(Item {
+            product_id: 3,
+            quantity: 5,
+        });
+        assert_eq!(
+            carts.view("s"),
+            CartView {
+                just_added: added,
+                items: items.clone()
+            }
+        );
+        assert_eq!(
+            carts.view("s"),
+            CartView {
+                just_added: None,
+                items
+            }
+        );
+        assert_eq!(carts.view("other"), CartView::default());
     }
 }

@@ -2,14 +2,18 @@
 //! keeps one cart between them.
 //!
 //! ```text
-//! cargo run --example shop
-//! open http://shop-localhost.cache.localhost:8081/c/s/shop.localhost:8080/products/1
+//! cargo run --example shop -- --amp-runtime ../shared/amp-runtime
+//! open http://shop-localhost.cache.localhost:8081/c/shop.localhost:8080/products/1
+//!
+//! cargo run --example shop -- --tls --amp-runtime ../shared/amp-runtime   # WebKit, Safari
+//! open https://shop-localhost.cache.localhost:8444/c/s/shop.localhost:8443/products/1
 //! ```
 //!
 //! Adding to the cart on the cache page posts to the origin. When the browser withholds the
 //! origin's cookie there (third-party cookie blocking), the layer answers with a handoff
-//! (`AMP-Redirect-To`), the browser navigates to the origin, the add is applied to the
-//! first-party session there, and the browser lands on `/cart`.
+//! (`AMP-Redirect-To`, and `{"message": "Continuing on …"}` for the page to show), the
+//! browser navigates to the origin, the add is applied to the first-party session there, and
+//! the shopper lands back on the product page, which says what was added.
 
 mod args;
 mod cache;
@@ -18,10 +22,13 @@ mod catalogue;
 mod form;
 mod origin;
 mod pages;
+mod runtime;
 mod site;
 mod stats;
+mod tls;
 
 use std::io::IsTerminal as _;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -29,6 +36,7 @@ use axum::middleware::from_fn_with_state;
 use axum::ServiceExt as _;
 use base64::Engine as _;
 use tokio::net::TcpListener;
+use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 use tower_amp_session::{AmpSessionLayer, CacheDomain, Keyring, KeyringBuilder, RedisReplayGuard};
 use tracing_subscriber::EnvFilter;
@@ -36,8 +44,10 @@ use tracing_subscriber::EnvFilter;
 use crate::args::{Args, USAGE};
 use crate::cart::Carts;
 use crate::origin::Shop;
-use crate::site::{Site, CACHE_DOMAIN};
+use crate::runtime::{Runtime, RuntimeFiles};
+use crate::site::{Site, CACHE_DOMAIN, HOST};
 use crate::stats::Stats;
+use crate::tls::Tls;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -69,19 +79,29 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let site = Site::new(args.origin_port, args.cache_port, args.offline)?;
+    let site = Site::new(args.origin_port, args.cache_port, args.tls)?;
+    let runtime = match (&args.amp_runtime, args.offline) {
+        (Some(dir), _) => Runtime::Local(Arc::new(RuntimeFiles::load(dir)?)),
+        (None, true) => Runtime::StandIn,
+        (None, false) => Runtime::Cdn,
+    };
 
+    let mut cache = CacheDomain::custom(CACHE_DOMAIN).port(args.cache_port);
+    if !args.tls {
+        cache = cache.allow_http();
+    }
     let mut builder = AmpSessionLayer::builder()
         .publisher_origin(&site.origin)
         .keyring(signing_key()?)
         // The simulated cache, besides the default Google and Bing caches.
-        .cache(
-            CacheDomain::custom(CACHE_DOMAIN)
-                .allow_http()
-                .port(args.cache_port),
-        )
+        .cache(cache)
+        // Adding to the cart is harmless enough to apply on arrival from the shop's own cache
+        // page; any other route a handoff might carry gets the confirmation page.
+        .direct_route("/cart/add")
         .handoff_ttl(args.handoff_ttl)
-        .same_site(args.same_site);
+        .same_site(args.same_site)
+        // Adding to the cart applies on arrival from the cache page; anything else asks first.
+        .direct_route("/cart/add");
     if let Some(url) = &args.redis {
         // Unreachable Redis is a start-up error, like any other configuration error.
         builder = builder.replay_guard(RedisReplayGuard::connect(url).await?);
@@ -92,6 +112,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let stats = Arc::new(Stats::new(layer.handoff_path()));
     let shop = Arc::new(Shop {
         site: site.clone(),
+        runtime: runtime.clone(),
         carts: Carts::default(),
         stats: stats.clone(),
     });
@@ -100,22 +121,46 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // own, so a handoff (which has no route of its own) would replay the add into the 404
     // fallback instead of `/cart/add`. The stats middleware sits outside the layer, so it
     // sees the layer's own answers (mints, 303s).
-    let origin_app = ServiceBuilder::new()
-        .layer(from_fn_with_state(stats, stats::count))
-        .layer(layer)
-        .service(origin::router(shop));
-    let cache_app = cache::router(site.clone(), args.origin_port);
+    let origin_app = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(stats, stats::count))
+            .layer(layer)
+            .service(origin::router(shop)),
+    );
+    let cache_app = BoxCloneSyncService::new(cache::router(
+        site.clone(),
+        runtime.clone(),
+        origin_app.clone(),
+    ));
 
     let origin_listener = TcpListener::bind(("127.0.0.1", args.origin_port)).await?;
     let cache_listener = TcpListener::bind(("127.0.0.1", args.cache_port)).await?;
-    print_banner(&site, args.offline);
+    let tls = if args.tls {
+        let tls = Tls::generate(&[HOST, &site.cache_host, "localhost", "127.0.0.1"])?;
+        let pem = tls.write_pem(args.cert_out.as_deref())?;
+        Some((tls, pem))
+    } else {
+        None
+    };
+    print_banner(&site, &runtime, tls.as_ref().map(|(_, pem)| pem.as_path()));
 
-    let origin = axum::serve(origin_listener, origin_app.into_make_service());
-    let cache = axum::serve(cache_listener, cache_app);
-    tokio::select! {
-        r = origin => r?,
-        r = cache => r?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    match tls {
+        Some((tls, _)) => {
+            tokio::select! {
+                r = tls::serve(origin_listener, tls.acceptor.clone(), origin_app) => r?,
+                r = tls::serve(cache_listener, tls.acceptor, cache_app) => r?,
+                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+            }
+        }
+        None => {
+            let origin = axum::serve(origin_listener, origin_app.into_make_service());
+            let cache = axum::serve(cache_listener, cache_app.into_make_service());
+            tokio::select! {
+                r = origin => r?,
+                r = cache => r?,
+                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+            }
+        }
     }
     Ok(())
 }
@@ -142,26 +187,51 @@ fn signing_key() -> Result<KeyringBuilder, tower_amp_session::KeyError> {
     })
 }
 
-fn print_banner(site: &Site, offline: bool) {
+fn print_banner(site: &Site, runtime: &Runtime, cert: Option<&Path>) {
     let product = "/products/1";
     println!(
-        "\nAMP shop{mode}\n\
+        "\nAMP shop ({runtime})\n\
          \n  origin     {origin}/\n  AMP cache  {cache}/\n\
          \nOpen the cache copy of a product page and add it to the cart:\n  {cache_page}\n\
-         The same page on the origin:\n  {origin_page}\n\
-         \nWith curl (old versions need --connect-to ::127.0.0.1: for *.localhost names):\n  \
-         curl {cache_page}\n  \
-         curl -i -X POST '{origin}/cart/add' -H 'Origin: {cache}' -d product_id=1 -d quantity=2\n  \
-         curl {origin}/_stats.json\n\
-         A walk-through of the whole handoff with curl: examples/shop/CURL.md\n",
-        mode = if offline {
-            " (offline: local amp-form stand-in)"
-        } else {
-            ""
-        },
+         The same page on the origin:\n  {origin_page}",
+        runtime = runtime.describe(),
         origin = site.origin,
         cache = site.cache_origin,
         cache_page = site.cache_page_url(product),
         origin_page = site.origin_url(product),
     );
+    if matches!(runtime, Runtime::Cdn) {
+        println!(
+            "\nThe pages load the AMP runtime from https://cdn.ampproject.org. Without internet, \
+             serve a local build:\n  --amp-runtime ../shared/amp-runtime"
+        );
+    }
+    match cert {
+        Some(pem) => println!(
+            "\nThe certificate was made at start for {HOST} and {cache_host}, and is not \
+             trusted by any browser:\n\
+             - click through: open {origin}/ first, then {cache}/, and accept the warning \
+             on each (Safari: Show Details, visit this website; Chromium: Advanced, Proceed; \
+             Firefox: Advanced, Accept the Risk). The origin must be accepted before the \
+             cache page can post to it.\n\
+             - or trust it (it changes every start): {pem}\n  \
+             macOS:  security add-trusted-cert -r trustAsRoot -k ~/Library/Keychains/login.keychain-db {pem}\n  \
+             curl:   curl --cacert {pem} {origin}/\n",
+            cache_host = site.cache_host,
+            origin = site.origin,
+            cache = site.cache_origin,
+            pem = pem.display(),
+        ),
+        None => println!(
+            "\nWith curl (old versions need --connect-to ::127.0.0.1: for *.localhost names):\n  \
+             curl {cache_page}\n  \
+             curl -i -X POST '{origin}/cart/add' -H 'Origin: {cache}' -d product_id=1 -d quantity=2\n  \
+             curl {origin}/_stats.json\n\
+             A walk-through of the whole handoff with curl: examples/shop/CURL.md\n\
+             WebKit and Safari keep no session over plain http: add --tls for them.\n",
+            origin = site.origin,
+            cache = site.cache_origin,
+            cache_page = site.cache_page_url(product),
+        ),
+    }
 }

@@ -5,19 +5,20 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
-use tower_amp_session::{AmpSession, AMP_REDIRECT_TO};
+use tower_amp_session::AmpSession;
 
-use crate::cart::{Carts, Item};
+use crate::cart::{CartView, Carts, Item};
 use crate::catalogue;
 use crate::form;
 use crate::pages::{self, OFFLINE_SCRIPT_PATH};
+use crate::runtime::{self, Runtime, RUNTIME_PATH};
 use crate::site::Site;
 use crate::stats::Stats;
 
@@ -27,10 +28,13 @@ pub const OFFLINE_JS: &str = include_str!("offline.js");
 /// A form is a few dozen bytes; refuse anything much bigger before reading it.
 const FORM_LIMIT: usize = 16 * 1024;
 
-/// `{"ok":true,"items":[...]}`: amp-form's `submit-success` template gets these fields.
+/// `{"ok":true,"message":"Added 2 × Pour-over kettle to your cart.","items":[...]}`:
+/// amp-form's `submit-success` template renders `{{message}}`, the same field the layer's
+/// handoff answer fills with "Continuing on shop.localhost…".
 #[derive(Debug, Serialize)]
 struct AddAnswer {
     ok: bool,
+    message: String,
     items: Vec<Item>,
 }
 
@@ -43,12 +47,20 @@ struct CartAnswer {
 #[derive(Debug)]
 pub struct Shop {
     pub site: Site,
+    pub runtime: Runtime,
     pub carts: Carts,
     pub stats: Arc<Stats>,
 }
 
 pub fn router(shop: Arc<Shop>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if let Runtime::Local(files) = &shop.runtime {
+        router = router.route(
+            &format!("{RUNTIME_PATH}/{{*file}}"),
+            get(runtime::serve).with_state(files.clone()),
+        );
+    }
+    router
         .route("/", get(index))
         .route("/products/{id}", get(product))
         .route(
@@ -69,6 +81,7 @@ async fn index(State(shop): State<Arc<Shop>>) -> Html<String> {
 
 async fn product(
     State(shop): State<Arc<Shop>>,
+    session: AmpSession,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -79,11 +92,27 @@ async fn product(
     // `?enctype=urlencoded`: the form posts urlencoded instead of amp-form's default multipart.
     let urlencoded = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .any(|(k, v)| k == "enctype" && v == "urlencoded");
-    Html(pages::product(&shop.site, p, urlencoded)).into_response()
+    let view = shop.carts.view(session.id().as_str());
+    let html = pages::product(&shop.site, &shop.runtime, p, urlencoded, &view);
+    personal(&view, Html(html))
+}
+
+/// A page that shows the shopper's cart must not be stored for anyone else.
+fn personal(view: &CartView, page: Html<String>) -> Response {
+    if view == &CartView::default() {
+        page.into_response()
+    } else {
+        ([(header::CACHE_CONTROL, "private, no-cache")], page).into_response()
+    }
 }
 
 /// `POST /cart/add`: applies the add to the session's cart. On the origin, directly from the
 /// cache when the browser sent the cookie, or replayed by a completed handoff.
+///
+/// The answer has no `AMP-Redirect-To`: on the shop's own page and on a cache page that
+/// sent the cookie, the shopper stays where they are and the form shows `message`; after a
+/// handoff the layer sends the shopper back to the page the form was on (its return path),
+/// which then says what was added.
 async fn add(
     State(shop): State<Arc<Shop>>,
     session: AmpSession,
@@ -98,10 +127,12 @@ async fn add(
         Ok(f) => f,
         Err(e) => return refused(e.status, e.message),
     };
-    let items = match shop
-        .carts
-        .add(session.id().as_str(), form.product_id, form.quantity)
-    {
+    let items = match shop.carts.add(
+        session.id().as_str(),
+        form.product_id,
+        form.quantity,
+        session.via_handoff(),
+    ) {
         Ok(items) => items,
         // Unknown product, or more than 99 of it: either way the cart is untouched.
         Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
@@ -115,20 +146,23 @@ async fn add(
         quantity = form.quantity,
         "added to cart"
     );
-    // amp-form navigates the top window to the cart. On a handoff the layer turns this
-    // same-origin URL into its 303 target instead.
-    let mut res = Json(AddAnswer { ok: true, items }).into_response();
-    if let Ok(to) = HeaderValue::from_str(&shop.site.origin_url("/cart")) {
-        res.headers_mut().insert(&AMP_REDIRECT_TO, to);
-    }
-    res
+    let added = Item {
+        product_id: form.product_id,
+        quantity: form.quantity,
+    };
+    let message = format!("Added {} to your cart.", pages::describe(&added));
+    Json(AddAnswer {
+        ok: true,
+        message,
+        items,
+    })
+    .into_response()
 }
 
-async fn cart(State(shop): State<Arc<Shop>>, session: AmpSession) -> Html<String> {
-    Html(pages::cart(
-        &shop.site,
-        &shop.carts.items(session.id().as_str()),
-    ))
+async fn cart(State(shop): State<Arc<Shop>>, session: AmpSession) -> Response {
+    let view = shop.carts.view(session.id().as_str());
+    let html = pages::cart(&shop.site, &view);
+    personal(&view, Html(html))
 }
 
 async fn cart_json(State(shop): State<Arc<Shop>>, session: AmpSession) -> impl IntoResponse {

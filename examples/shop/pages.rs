@@ -2,11 +2,12 @@
 
 use std::fmt::Write as _;
 
-use crate::cart::Item;
+use crate::cart::{CartView, Item};
 use crate::catalogue::{self, format_cents, Product, PRODUCTS};
-use crate::site::Site;
+use crate::runtime::{Runtime, RUNTIME_PATH};
+use crate::site::{Site, CACHE_DOMAIN};
 
-/// The AMP runtime and the extensions the product page uses.
+/// The AMP runtime and the extensions the product page uses, from the AMP CDN.
 pub const AMP_SCRIPTS: &str = r#"<script async src="https://cdn.ampproject.org/v0.js"></script>
 <script async custom-element="amp-form" src="https://cdn.ampproject.org/v0/amp-form-0.1.js"></script>
 <script async custom-template="amp-mustache" src="https://cdn.ampproject.org/v0/amp-mustache-0.2.js"></script>"#;
@@ -14,9 +15,56 @@ pub const AMP_SCRIPTS: &str = r#"<script async src="https://cdn.ampproject.org/v
 /// Offline: the local stand-in, served by the origin and by the cache at the same path.
 pub const OFFLINE_SCRIPT_PATH: &str = "/offline/amp-form.js";
 
-/// The stand-in's script tag, as it replaces `AMP_SCRIPTS`.
+/// The stand-in's script tag.
 pub fn offline_scripts() -> String {
     format!("<script async src=\"{OFFLINE_SCRIPT_PATH}\"></script>")
+}
+
+/// Which site a page is served by: the runtime is loaded from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Origin,
+    Cache,
+}
+
+/// The runtime's part of a product page's `<head>`. The cache swaps the origin's for its own,
+/// as real caches point the runtime's URLs at their own copy.
+///
+/// On the cache, `self.AMP_CONFIG` is preset before `v0.js` runs (it keeps a config a page
+/// set): `cdnProxyRegex` makes the runtime take `*.cache.localhost` for an AMP cache (by
+/// default only `*.cdn.ampproject.org` is one), so it reads the publisher origin from the
+/// `/c/s/<host>` path and sends that as `__amp_source_origin`; `cdnUrl` is where it fetches
+/// further extensions from.
+pub fn runtime_head(site: &Site, runtime: &Runtime, served: Served) -> String {
+    let base = match (runtime, served) {
+        (Runtime::StandIn, _) => return offline_scripts(),
+        (Runtime::Cdn, _) => "https://cdn.ampproject.org".to_owned(),
+        (Runtime::Local(_), Served::Origin) => site.origin_url(RUNTIME_PATH),
+        (Runtime::Local(_), Served::Cache) => format!("{}{RUNTIME_PATH}", site.cache_origin),
+    };
+    let scripts = AMP_SCRIPTS.replace("https://cdn.ampproject.org", &base);
+    match (runtime, served) {
+        (Runtime::Local(_), Served::Origin) => format!(
+            "<meta name=\"runtime-host\" content=\"{}\">\n{scripts}",
+            esc(&base)
+        ),
+        (_, Served::Cache) => {
+            let mut config = serde_json::json!({
+                "cdnProxyRegex": format!(
+                    "^{}://([a-zA-Z0-9_-]+\\.)?{}(:[0-9]+)?$",
+                    site.scheme,
+                    CACHE_DOMAIN.replace('.', "\\.")
+                ),
+            });
+            if matches!(runtime, Runtime::Local(_)) {
+                config["cdnUrl"] = base.into();
+            }
+            // JSON is a JavaScript expression; `<` is escaped so no `</script>` can appear.
+            let config = config.to_string().replace('<', "\\u003c");
+            format!("<script>self.AMP_CONFIG={config};</script>\n{scripts}")
+        }
+        (_, Served::Origin) => scripts,
+    }
 }
 
 /// The required AMP boilerplate (amp.dev "AMP boilerplate code").
@@ -25,7 +73,7 @@ const AMP_BOILERPLATE: &str = "<style amp-boilerplate>body{-webkit-animation:-am
 const STYLE: &str = "body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}\
 form [submit-success],form [submit-error]{display:none}\
 form.amp-form-submit-success [submit-success],form.amp-form-submit-error [submit-error]{display:block}\
-[submit-error]{color:#a00}";
+[submit-error]{color:#a00}.just-added{background:#e6f4e6;padding:.5em}";
 
 /// Minimal HTML escaping for text and attribute values.
 fn esc(text: &str) -> String {
@@ -72,12 +120,19 @@ pub fn index(site: &Site) -> String {
 ///
 /// `urlencoded` sets the form's `enctype` so that amp-form posts
 /// `application/x-www-form-urlencoded` instead of its default `multipart/form-data`.
-pub fn product(site: &Site, p: &Product, urlencoded: bool) -> String {
-    let scripts = if site.offline {
-        offline_scripts()
-    } else {
-        AMP_SCRIPTS.to_owned()
-    };
+/// `view` is the shopper's cart (on the origin; the cache fetches pages without cookies, so
+/// its copy shows none): what was just added through a handoff, and what the cart holds.
+///
+/// The form carries the page's own path for the layer (`amp_return_path`, filled in by
+/// amp-form from `SOURCE_PATH`, the path of the origin page also on a cache copy), so a
+/// handoff lands the shopper back here in every engine.
+pub fn product(
+    site: &Site,
+    runtime: &Runtime,
+    p: &Product,
+    urlencoded: bool,
+    view: &CartView,
+) -> String {
     let enctype = if urlencoded {
         " enctype=\"application/x-www-form-urlencoded\""
     } else {
@@ -98,13 +153,14 @@ pub fn product(site: &Site, p: &Product, urlencoded: bool) -> String {
 </head>
 <body>
 <h1>{name}</h1>
-<p>Price: {price}</p>
+{status}<p>Price: {price}</p>
 <form method="post" action-xhr="{action}" target="_top"{enctype}>
 <input type="hidden" name="product_id" value="{id}">
+<input type="hidden" name="amp_return_path" value="SOURCE_PATH" data-amp-replace="SOURCE_PATH">
 <label>Quantity <input type="number" name="quantity" value="1" min="1" max="99" required></label>
 <button type="submit">Add to cart</button>
-<div submit-success><template type="amp-mustache">Added to your cart.</template></div>
-<div submit-error><template type="amp-mustache">Could not add to the cart: {{{{error}}}}</template></div>
+<div submit-success><template type="amp-mustache"><p class="form-message">{{{{message}}}}</p></template></div>
+<div submit-error><template type="amp-mustache"><p class="form-message">Could not add to the cart: {{{{error}}}}</p></template></div>
 </form>
 <p><a href="{cart}">Your cart</a> &middot; <a href="{home}">All products</a></p>
 </body>
@@ -112,6 +168,8 @@ pub fn product(site: &Site, p: &Product, urlencoded: bool) -> String {
 "#,
         name = esc(p.name),
         canonical = esc(&site.origin_url(&format!("/products/{}", p.id))),
+        scripts = runtime_head(site, runtime, Served::Origin),
+        status = cart_status(view),
         price = p.price(),
         action = esc(&site.origin_url("/cart/add")),
         id = p.id,
@@ -120,15 +178,50 @@ pub fn product(site: &Site, p: &Product, urlencoded: bool) -> String {
     )
 }
 
+/// `2 × Pour-over kettle`.
+pub fn describe(item: &Item) -> String {
+    let name = catalogue::find(item.product_id).map_or("an unknown product", |p| p.name);
+    format!("{} \u{d7} {name}", item.quantity)
+}
+
+/// What a page says about the cart: the add just applied through a handoff (once), and
+/// what the cart holds. Empty when there is neither.
+fn cart_status(view: &CartView) -> String {
+    let mut out = String::new();
+    if let Some(added) = &view.just_added {
+        let _ = writeln!(
+            out,
+            "<p class=\"just-added\" role=\"status\">Added {} to your cart.</p>",
+            esc(&describe(added))
+        );
+    }
+    if !view.items.is_empty() {
+        let lines: Vec<String> = view.items.iter().map(|i| esc(&describe(i))).collect();
+        let _ = writeln!(
+            out,
+            "<p class=\"in-cart\">In your cart: {}.</p>",
+            lines.join(", ")
+        );
+    }
+    out
+}
+
 /// `GET /cart`: the current session's cart.
-pub fn cart(site: &Site, items: &[Item]) -> String {
+pub fn cart(site: &Site, view: &CartView) -> String {
     let mut body = String::from("<h1>Your cart</h1>\n");
-    if items.is_empty() {
+    if let Some(added) = &view.just_added {
+        let _ = writeln!(
+            body,
+            "<p class=\"just-added\" role=\"status\">Added {} to your cart.</p>",
+            esc(&describe(added))
+        );
+    }
+    if view.items.is_empty() {
         body.push_str("<p>The cart is empty.</p>\n");
     } else {
         body.push_str("<ul>\n");
         let mut total: u64 = 0;
-        for item in items {
+        for item in &view.items {
             let Some(p) = catalogue::find(item.product_id) else {
                 continue;
             };

@@ -9,27 +9,37 @@ pub const CACHE_DOMAIN: &str = "cache.localhost";
 
 #[derive(Debug, Clone)]
 pub struct Site {
-    /// `shop.localhost:8080`: the `Host` of the origin, and the `<host>` in `/c/s/<host>/...`.
+    /// `http` or `https` (`--tls`), the same for both sites.
+    pub scheme: &'static str,
+    /// `shop.localhost:8080`: the `Host` of the origin, and the `<host>` in `/c/<host>/...`.
     pub authority: String,
     /// `http://shop.localhost:8080`: the publisher origin.
     pub origin: String,
+    /// `shop-localhost.cache.localhost`: the cache's host name, without the port.
+    pub cache_host: String,
     /// `http://shop-localhost.cache.localhost:8081`: where the cache serves the pages.
     pub cache_origin: String,
-    /// Load the local stand-in for amp-form instead of the AMP runtime.
-    pub offline: bool,
 }
 
 impl Site {
-    pub fn new(origin_port: u16, cache_port: u16, offline: bool) -> Result<Site, String> {
+    pub fn new(origin_port: u16, cache_port: u16, tls: bool) -> Result<Site, String> {
         // The same algorithm the layer uses to recognise the cache's `Origin`.
         let sub = cache_subdomain(HOST).map_err(|e| format!("cache subdomain of {HOST}: {e}"))?;
+        let scheme = if tls { "https" } else { "http" };
         let authority = format!("{HOST}:{origin_port}");
+        let cache_host = format!("{sub}.{CACHE_DOMAIN}");
         Ok(Site {
-            origin: format!("http://{authority}"),
-            cache_origin: format!("http://{sub}.{CACHE_DOMAIN}:{cache_port}"),
+            scheme,
+            origin: format!("{scheme}://{authority}"),
+            cache_origin: format!("{scheme}://{cache_host}:{cache_port}"),
+            cache_host,
             authority,
-            offline,
         })
+    }
+
+    /// Whether both sites are served over https.
+    pub fn tls(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// An absolute URL on the origin.
@@ -37,8 +47,17 @@ impl Site {
         format!("{}{path}", self.origin)
     }
 
-    /// The cache copy of an origin page: `http://<sub>.cache.localhost:Q/c/s/shop.localhost:P/<path>`.
+    /// Where the cache keeps this publisher's pages, in the format of the real caches (and
+    /// of the AMP runtime, which reads the publisher origin back from it): `/c/s/<host>` for
+    /// an https origin, `/c/<host>` for an http one.
+    pub fn cache_prefix(&self) -> String {
+        let s = if self.tls() { "s/" } else { "" };
+        format!("/c/{s}{}", self.authority)
+    }
+
+    /// The cache copy of an origin page, e.g.
+    /// `http://shop-localhost.cache.localhost:8081/c/shop.localhost:8080/products/1`.
     pub fn cache_page_url(&self, path: &str) -> String {
-        format!("{}/c/s/{}{path}", self.cache_origin, self.authority)
+        format!("{}{}{path}", self.cache_origin, self.cache_prefix())
     }
 }

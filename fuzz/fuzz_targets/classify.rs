@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 use tower_amp_session::{
-    AmpSessionLayer, CacheDomain, CapturedChange, FormEncoding, HandoffToken, Keyring, NonceStatus,
-    Rejection, ReplayFuture, ReplayGuard, ReplayGuardError, RequestBody,
+    AmpSessionLayer, CacheDomain, Keyring, NonceStatus, Rejection, ReplayFuture, ReplayGuard,
+    ReplayGuardError, RequestBody,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -48,7 +48,6 @@ static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 struct World {
     layer: AmpSessionLayer,
-    keyring: Keyring,
     rt: tokio::runtime::Runtime,
 }
 
@@ -63,11 +62,10 @@ static WORLD: LazyLock<World> = LazyLock::new(|| World {
         )
         .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
         .replay_guard(Steered)
-        .sensitive_path("/account/")
+        .direct_route("/cart/")
         .email_sender("@shop.example")
         .build()
         .unwrap(),
-    keyring: Keyring::builder().signing("k1", KEY).build().unwrap(),
     rt: tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap(),
@@ -124,16 +122,12 @@ enum Target<'a> {
     Raw(&'a str),
     /// The handoff path with any query.
     Handoff(&'a str),
-    /// The handoff path with a correctly signed token of an arbitrary change.
-    Signed {
-        method: &'a str,
+    /// A handoff the layer minted for an arbitrary form posted from the cache (the token
+    /// format is private: only the layer seals tokens), then extra query text.
+    Minted {
         target: &'a str,
-        encoding: u8,
+        multipart: bool,
         body: &'a [u8],
-        return_path: &'a str,
-        issued_offset: i16,
-        ttl: u16,
-        nonce: [u8; 16],
         extra: &'a str,
     },
 }
@@ -150,38 +144,29 @@ fn uri(target: &Target<'_>) -> Option<String> {
     Some(match target {
         Target::Raw(s) => (*s).to_owned(),
         Target::Handoff(q) => format!("/_amp/handoff?{q}"),
-        Target::Signed {
-            method,
+        Target::Minted {
             target,
-            encoding,
+            multipart,
             body,
-            return_path,
-            issued_offset,
-            ttl,
-            nonce,
             extra,
         } => {
-            let change = CapturedChange {
-                method: Method::from_bytes(method.as_bytes()).ok()?,
-                target: (*target).to_owned(),
-                encoding: match encoding % 3 {
-                    0 => FormEncoding::Empty,
-                    1 => FormEncoding::UrlEncoded,
-                    _ => FormEncoding::Multipart,
-                },
-                body: Bytes::copy_from_slice(body),
-                return_path: (*return_path).to_owned(),
+            let content_type = if *multipart {
+                "multipart/form-data; boundary=b"
+            } else {
+                "application/x-www-form-urlencoded"
             };
-            let issued = NOW.checked_add_signed(i64::from(*issued_offset))?;
-            let token = HandoffToken::seal(
-                &WORLD.keyring,
-                &change,
-                issued,
-                issued + u64::from(*ttl),
-                *nonce,
-            )
-            .ok()?;
-            format!("/_amp/handoff?token={token}{extra}")
+            let req = Request::post(*target)
+                .header("origin", "https://shop-example.cdn.ampproject.org")
+                .header("content-type", content_type)
+                .body(Full::new(Bytes::copy_from_slice(body)))
+                .ok()?;
+            let app = tower::service_fn(|_: Request<RequestBody<Full<Bytes>>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            });
+            let svc = tower::Layer::layer(&WORLD.layer, app);
+            let res = WORLD.rt.block_on(svc.oneshot(req)).ok()?;
+            let to = res.headers().get("amp-redirect-to")?.to_str().ok()?;
+            format!("{}{extra}", to.strip_prefix(PUBLISHER)?)
         }
     })
 }

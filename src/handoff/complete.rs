@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, ORIGIN, REFERER, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
@@ -15,16 +15,20 @@ use crate::classify::RequestSource;
 use crate::config::{Config, Publisher, SessionMode};
 use crate::form;
 use crate::reject::{reasons, Rejection};
-use crate::replay::NonceStatus;
+use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
 use crate::return_path::validate_return_path;
-use crate::session::{read_cookie, AmpSession, CookieState, SessionId};
+use crate::session::{read_cookie, AmpSession, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
 use super::answers::{confirmation_page, failure, see_other};
 use super::*;
 
 /// Completes a handoff on the publisher origin: the GET of the handoff URL, or the POST of
-/// the confirmation page for sensitive routes.
+/// its confirmation page.
+///
+/// The change is applied on arrival only when the navigation comes from this publisher's
+/// AMP cache page to a declared route ([`direct`]); any other navigation gets the
+/// confirmation page, and only its first-party POST applies the change.
 pub(crate) async fn complete<S, B, ResB>(
     config: Arc<Config>,
     inner: S,
@@ -37,12 +41,13 @@ where
     ResB: Body<Data = Bytes>,
     ResB::Error: Into<crate::BoxError>,
 {
-    let publisher = publisher_for(&config, &req);
     let (parts, body) = req.into_parts();
-    let confirmed = parts.method == Method::POST;
-    let checked = match token_text(&config, &parts, body).await {
-        Ok(text) => check(&config, publisher, &parts.headers, &text),
-        Err(r) => Err(Refusal::from(r)),
+    let checked = match publisher_for(&config, &parts) {
+        None => Err(Refusal::from(reasons::HANDOFF_PUBLISHER)),
+        Some(index) => match token_text(&config.publishers[index], &parts, body).await {
+            Ok(text) => check(&config, index, &parts.headers, &text),
+            Err(r) => Err(Refusal::from(r)),
+        },
     };
     let checked = match checked {
         Ok(c) => c,
@@ -63,18 +68,69 @@ where
             return Ok(res);
         }
     };
-    if !confirmed && config.is_sensitive(&checked.token.change.target) {
-        // A link alone never applies a sensitive change: the user confirms, first-party.
-        tracing::debug!(target = %checked.token.change.target, "amp_session.handoff_confirmation_shown");
+    let confirmed = parts.method == Method::POST;
+    if !confirmed
+        && !direct(
+            &config,
+            checked.publisher,
+            &parts,
+            &checked.token.change.target,
+        )
+    {
+        // Not provably the shopper's own flow from the cache to a declared route: show what
+        // would happen and let the shopper decide. Nothing applied, the token not used up.
+        tracing::debug!(
+            path = %checked.token.change.target.split('?').next().unwrap_or(""),
+            "amp_session.handoff_confirmation_shown"
+        );
         let mut res = confirmation_page(&config, &checked);
         res.extensions_mut()
             .insert(HandoffOutcome::ConfirmationShown);
         return Ok(res);
     }
+    let publisher = &config.publishers[checked.publisher];
     apply(&config, publisher, inner, parts, checked).await
 }
 
-/// Consumes the nonce, replays the change through the app, and redirects.
+/// Whether a handoff GET may apply its change without the confirmation step. All of:
+/// - the browser sent `Sec-Fetch-Mode` and `Sec-Fetch-Dest` (their values are checked in
+///   [`token_text`]): a browser that sends them also sends an honest `Referer`;
+/// - exactly one `Referer`, whose origin is one of THIS publisher's cache origins (the
+///   classification allowlist). A page cannot forge a `Referer`, only remove it; a removed,
+///   malformed or foreign one leads here to the confirmation, never to an apply;
+/// - the target is a declared route ([`Config::is_direct_route`]).
+fn direct(config: &Config, publisher: usize, parts: &http::request::Parts, target: &str) -> bool {
+    let h = &parts.headers;
+    parts.method == Method::GET
+        && h.contains_key(&SEC_FETCH_MODE)
+        && h.contains_key(&SEC_FETCH_DEST)
+        && referer_origin(h).is_some_and(|o| {
+            config
+                .allowlist
+                .caches
+                .iter()
+                .any(|(c, i)| *i == publisher && **c == *o)
+        })
+        && config.is_direct_route(target)
+}
+
+/// The serialized origin of the request's one `Referer`, when it is an http(s) URL.
+/// Anything else (several, not UTF-8, not a URL, opaque) counts as no `Referer`.
+fn referer_origin(h: &http::HeaderMap) -> Option<String> {
+    let mut values = h.get_all(REFERER).iter();
+    let value = match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok()?,
+        _ => return None,
+    };
+    let url = url::Url::parse(value).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
+}
+
+/// Reserves the nonce, replays the change through the app, records the outcome, and
+/// redirects (or shows the failure).
 async fn apply<S, B, ResB>(
     config: &Config,
     publisher: &Publisher,
@@ -93,23 +149,40 @@ where
 
     let expires =
         UNIX_EPOCH + Duration::from_secs(token.expires_at.saturating_add(config.clock_skew));
-    match config
-        .replay_guard
-        .check_and_mark(&token.key_id, &token.nonce, expires)
-        .await
-    {
-        Ok(NonceStatus::Fresh) => {}
-        Ok(NonceStatus::AlreadyUsed) => {
+    let guard = &*config.replay_guard;
+    let nonce = &token.nonce;
+    // Held (pending) from here until the app answered; see `ReplayGuard` for a dropped future.
+    match guard.reserve(nonce, expires).await {
+        Ok(Reservation::Reserved) => {}
+        Ok(Reservation::Applied) => {
             // A reload or double click: the change was applied once already.
             tracing::debug!("amp_session.handoff_replayed");
             let mut res = see_other(&back, None);
             res.extensions_mut().insert(HandoffOutcome::AlreadyApplied);
             return Ok(res);
         }
+        Ok(_) => {
+            // Pending: being applied by another completion, or its result is unknown.
+            tracing::info!("amp_session.handoff_pending");
+            let mut res = reasons::HANDOFF_PENDING.page(&change.return_path);
+            res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            res.extensions_mut().insert(HandoffOutcome::Pending);
+            return Ok(res);
+        }
+        Err(ReplayGuardError::Full) => {
+            // The guard forgot nonces that expire no later than this one: it cannot tell.
+            tracing::warn!("amp_session.replay_guard_full");
+            let mut res = reasons::REPLAY_FULL.page(&change.return_path);
+            res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            return Ok(res);
+        }
         Err(e) => {
+            // Nothing reserved, nothing applied: the link stays usable.
             tracing::warn!(error = %e, "amp_session.replay_guard_unavailable");
             let mut res = reasons::REPLAY_UNAVAILABLE.page(&change.return_path);
-            res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            let h = res.headers_mut();
+            h.insert(&REFERRER_POLICY, NO_REFERRER);
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
             return Ok(res);
         }
     }
@@ -138,12 +211,7 @@ where
     ext.insert(ViaHandoff);
     let set_cookie = match session {
         Some((id, is_new)) => {
-            ext.insert(AmpSession {
-                id,
-                is_new,
-                source: RequestSource::SameOrigin,
-                via_handoff: true,
-            });
+            ext.insert(AmpSession::new(id, is_new, RequestSource::SameOrigin, true));
             is_new.then(|| config.cookie.render(&id))
         }
         None => {
@@ -152,13 +220,24 @@ where
         }
     };
 
-    let res = inner.call(replay).await?;
+    let res = match inner.call(replay).await {
+        Ok(res) => res,
+        Err(e) => {
+            // Not applied as far as we know: give the link back, then pass the error on.
+            release(guard, nonce).await;
+            return Err(e);
+        }
+    };
     if let SessionMode::External(name) = &config.session_mode {
         warn_if_strict(config, name, &res);
     }
     let status = res.status();
     if status.is_success() || status.is_redirection() {
-        let to = app_redirect(publisher, &res).unwrap_or(back);
+        if let Err(e) = guard.mark_applied(nonce, expires).await {
+            // It WAS applied; the reservation stays pending (409 on a reload) until expiry.
+            tracing::warn!(error = %e, "amp_session.replay_guard_commit_failed");
+        }
+        let to = app_redirect(publisher, |p| config.is_layer_path(p), &res).unwrap_or(back);
         tracing::info!(
             status = status.as_u16(),
             new_session = set_cookie.is_some(),
@@ -182,9 +261,23 @@ where
         );
     }
     tracing::info!(status = status.as_u16(), "amp_session.handoff_failed");
-    let mut out = failure(res, &change.return_path, set_cookie).await;
+    // Refused or failed: not applied, so a reload of the link tries again.
+    let retry = release(guard, nonce).await;
+    let mut out = failure(res, &change.return_path, set_cookie, retry).await;
     out.extensions_mut().insert(HandoffOutcome::Failed);
     Ok(out)
+}
+
+/// Gives a reserved nonce back after the app did not apply the change. `false` when the
+/// guard failed (the reservation then stays pending until the token expires).
+async fn release(guard: &dyn ReplayGuard, nonce: &[u8; 16]) -> bool {
+    match guard.release(nonce).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "amp_session.replay_guard_release_failed");
+            false
+        }
+    }
 }
 
 /// With an external session layer, `SameSite=Strict` on its cookie breaks every handoff:
@@ -208,6 +301,8 @@ fn warn_if_strict<B>(config: &Config, name: &str, res: &Response<B>) {
 
 /// What `check` approved.
 pub(super) struct Checked {
+    /// Index of the publisher the request was sent to, which the token is bound to.
+    pub(super) publisher: usize,
     pub(super) token: HandoffToken,
     /// The token as it was sent, for the confirmation form.
     pub(super) text: String,
@@ -232,7 +327,7 @@ impl From<Rejection> for Refusal {
 /// The token text: from the query of a GET navigation, or from the confirmation form of a
 /// same-origin POST.
 async fn token_text<B>(
-    config: &Config,
+    publisher: &Publisher,
     parts: &http::request::Parts,
     body: B,
 ) -> Result<String, Rejection>
@@ -254,8 +349,9 @@ where
         Method::GET => token_param(parts.uri.query().unwrap_or("").as_bytes()),
         Method::POST => {
             let mut origins = h.get_all(ORIGIN).iter();
+            // The confirmation page's own form, on this publisher's origin.
             let same_origin = match (origins.next(), origins.next()) {
-                (Some(o), None) => o.to_str().is_ok_and(|o| config.allowlist.is_publisher(o)),
+                (Some(o), None) => o.as_bytes() == publisher.origin.as_bytes(),
                 _ => false,
             };
             if !same_origin {
@@ -290,22 +386,33 @@ where
 /// leaves the token usable for a correct retry.
 fn check(
     config: &Config,
-    publisher: &Publisher,
+    index: usize,
     h: &http::HeaderMap,
     text: &str,
 ) -> Result<Checked, Refusal> {
-    let token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
+    let publisher = &config.publishers[index];
+    let mut token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
         .map_err(token_rejection)?;
+    let bound = super::binding::take_publisher(&mut token);
     let change = &token.change;
+    // The mint validates the return path and falls back (field → Referer → `/`), so a
+    // token with an invalid one, or one that is the handoff path (a chained handoff), was
+    // not written by this mint as configured: a minter bug, a leaked key, or instances
+    // that disagree on the handoff path. Refused before the replay guard, so nothing is
+    // half done; the page links to `/`, never to the bad path.
     let return_path = validate_return_path(&change.return_path, &publisher.url)
-        .map_err(|_| Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
+        .ok()
+        .filter(|p| !config.is_layer_path(p))
+        .ok_or(Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
+    // Minted for another publisher origin of this layer: never applied here.
+    if bound.as_deref() != Some(&*publisher.origin) {
+        return Err(reasons::HANDOFF_PUBLISHER.into());
+    }
     let back = return_path.clone();
     let target_ok = change.target.starts_with('/')
         && !change.target.starts_with("//")
-        && change
-            .target
-            .parse::<Uri>()
-            .is_ok_and(|u| u.path() != &*config.handoff_path);
+        && change.target.parse::<Uri>().is_ok()
+        && !config.is_layer_path(&change.target);
     if !target_ok {
         return Err(Refusal {
             rejection: reasons::HANDOFF_TARGET,
@@ -315,19 +422,13 @@ fn check(
     let session = match config.session_mode {
         SessionMode::External(_) => None,
         SessionMode::Own => Some(match read_cookie(h, &config.cookie_name) {
-            CookieState::Valid(id) => (id, false),
-            CookieState::Absent => (SessionId::generate(), true),
-            CookieState::Conflicting => {
-                return Err(Refusal {
-                    rejection: reasons::CONFLICTING_COOKIES,
-                    back,
-                })
-            }
+            Some(id) => (id, false),
+            None => (SessionId::generate(), true),
         }),
     };
-    let mut token = token;
     token.change.return_path = return_path;
     Ok(Checked {
+        publisher: index,
         token,
         text: text.to_owned(),
         session,
@@ -356,20 +457,25 @@ fn token_param(form: &[u8]) -> Result<String, Rejection> {
     found.ok_or(reasons::HANDOFF_NO_TOKEN)
 }
 
-/// The publisher whose origin this request was sent to (by `Host`), else the first.
-fn publisher_for<'c, B>(config: &'c Config, req: &Request<B>) -> &'c Publisher {
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    host.and_then(|h| {
+/// The publisher whose origin this request was sent to: by `Host`, else the URI's
+/// authority. When neither names one and the layer has exactly one publisher, that one;
+/// with several, `None` (the token's binding cannot be checked against a guess).
+fn publisher_for(config: &Config, parts: &http::request::Parts) -> Option<usize> {
+    let named = |h: &str| {
         config
             .publishers
             .iter()
-            .find(|p| p.authority.eq_ignore_ascii_case(h))
-    })
-    .unwrap_or(&config.publishers[0])
+            .position(|p| p.authority.eq_ignore_ascii_case(h))
+    };
+    let by_host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(named);
+    let by_uri = || parts.uri.authority().and_then(|a| named(a.as_str()));
+    by_host
+        .or_else(by_uri)
+        .or((config.publishers.len() == 1).then_some(0))
 }
 
 fn is_dropped_on_replay(name: &HeaderName) -> bool {
@@ -392,7 +498,12 @@ fn absolute(publisher: &Publisher, path: &str) -> String {
 }
 
 /// A same-origin `AMP-Redirect-To` or `Location` the app answered with, as an absolute URL.
-fn app_redirect<B>(publisher: &Publisher, res: &Response<B>) -> Option<String> {
+/// Never the handoff path (no chained handoffs): the token's return path is used instead.
+fn app_redirect<B>(
+    publisher: &Publisher,
+    is_layer_path: impl Fn(&str) -> bool,
+    res: &Response<B>,
+) -> Option<String> {
     let value = res
         .headers()
         .get(&AMP_REDIRECT_TO)
@@ -410,5 +521,6 @@ fn app_redirect<B>(publisher: &Publisher, res: &Response<B>) -> Option<String> {
     }
     validate_return_path(&path, &publisher.url)
         .ok()
+        .filter(|p| !is_layer_path(p))
         .map(|p| absolute(publisher, &p))
 }

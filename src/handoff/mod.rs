@@ -5,11 +5,14 @@
 //! `AMP-Redirect-To: <publisher origin><handoff path>?token=...`, which makes amp-form
 //! navigate the top window to the origin.
 //!
-//! Complete: on that first-party navigation the token is verified, its nonce consumed, the
-//! session read or issued, the change replayed through the app, and the user redirected
-//! (303) to a clean URL.
+//! Complete: on that first-party navigation the token is verified and its publisher checked.
+//! When the navigation comes from this publisher's cache page (`Referer`) to a declared
+//! route, the nonce is consumed, the session read or issued, the change replayed through the
+//! app, and the user redirected (303) to a clean URL. Any other navigation gets a
+//! confirmation page; only its first-party POST applies the change.
 
 mod answers;
+mod binding;
 mod complete;
 mod mint;
 mod service;
@@ -24,6 +27,26 @@ pub use service::HandoffService;
 pub static AMP_REDIRECT_TO: HeaderName = HeaderName::from_static("amp-redirect-to");
 /// The query parameter that carries the token on the handoff URL.
 pub const TOKEN_PARAM: &str = "token";
+
+/// The form field that tells the layer, at mint, which page the shopper was on: the
+/// handoff lands there once the change is applied. The layer reads it, checks it (a path
+/// on the publisher origin, never the handoff path) and removes it, so the app never
+/// sees it. Without it (or when it is not a valid path) the return path comes from the
+/// cache page URL in `Referer`, else `/`; [`ReturnTo::Path`](crate::ReturnTo::Path)
+/// overrides both.
+///
+/// Firefox and WebKit send the cache's POST with `Referer: <cache origin>/` only, so this
+/// field is the one way to land every engine on the product page. amp-form fills it in
+/// from the page's source URL:
+///
+/// ```html
+/// <input type="hidden" name="amp_return_path" value="SOURCE_PATH" data-amp-replace="SOURCE_PATH">
+/// ```
+///
+/// ```
+/// assert_eq!(tower_amp_session::RETURN_PATH_FIELD, "amp_return_path");
+/// ```
+pub const RETURN_PATH_FIELD: &str = "amp_return_path";
 
 pub(crate) static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
@@ -51,10 +74,15 @@ pub enum HandoffOutcome {
     Applied,
     /// The token had been used already (a reload, a double click): nothing applied.
     AlreadyApplied,
-    /// A sensitive change: the confirmation page was shown, nothing applied yet.
+    /// The confirmation page was shown (the navigation did not come from this publisher's
+    /// cache page, or the route is not declared): nothing applied, the token still usable.
     ConfirmationShown,
-    /// The app refused the change; its failure was shown to the user.
+    /// The app refused or failed the change; its failure was shown to the user, and the
+    /// link was given back to the replay guard, so a reload tries again.
     Failed,
+    /// Another completion of the same link is applying the change, or never finished
+    /// (its result is unknown): nothing applied, the user was told to check (`409`).
+    Pending,
 }
 
 /// Marks a request replayed on the origin by a completed handoff (request extension).

@@ -1,16 +1,17 @@
-//! WebDriver servers (`chromedriver`, `geckodriver`) and browser sessions, started on free
-//! loopback ports and stopped on drop, also when a test panics.
+//! WebDriver servers (`chromedriver`, `geckodriver`, `WebKitWebDriver` under its own Xvfb)
+//! and browser sessions, started on free loopback ports and stopped on drop, also when a
+//! test panics.
 //!
 //! Cleanup happens in layers, because a panicking test never reaches its `close().await`:
 //! 1. [`Browser::close`] ends the WebDriver session (the driver quits the browser);
 //! 2. dropping an unclosed [`Browser`] sends the same `DELETE /session/{id}` with a blocking
 //!    socket (the async runtime may already be unwinding);
 //! 3. dropping a [`Driver`] kills the driver and then its process group, so a browser whose
-//!    session could not be ended does not outlive the test; then removes the driver's
-//!    temporary directory (driver log, browser profiles).
+//!    session could not be ended does not outlive the test; then stops its Xvfb (WebKit) and
+//!    removes the driver's temporary directory (driver log, browser profiles).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,11 +50,13 @@ pub fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// The two engines under test.
+/// The engines under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Chromium,
     Firefox,
+    /// WebKitGTK's MiniBrowser (Safari's engine), driven by `WebKitWebDriver` under Xvfb.
+    WebKit,
 }
 
 impl Engine {
@@ -61,8 +64,31 @@ impl Engine {
         match self {
             Engine::Chromium => "chromedriver",
             Engine::Firefox => "geckodriver",
+            Engine::WebKit => "WebKitWebDriver",
         }
     }
+
+    fn browser_name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox-esr",
+            Engine::WebKit => "MiniBrowser (webkit2gtk-driver)",
+        }
+    }
+}
+
+/// Whether `CI=true`: then a missing browser, driver or runtime fails a test instead of
+/// skipping it (CI installs them, so missing there is a broken set-up).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// With `CI=true` panics with `what`; else prints `browser tests skipped: <what>`.
+pub fn skip_or_fail(what: &str) {
+    if ci() {
+        panic!("browser tests: {what}, and CI=true requires it (.ci/run installs it)");
+    }
+    note(&format!("browser tests skipped: {what}"));
 }
 
 /// The driver and browser binaries of an engine, found on this machine.
@@ -71,6 +97,8 @@ pub struct Installed {
     pub engine: Engine,
     pub driver: PathBuf,
     pub browser: PathBuf,
+    /// WebKit only: the X server the browser gets (there is no headless MiniBrowser).
+    pub xvfb: Option<PathBuf>,
 }
 
 impl Installed {
@@ -86,14 +114,15 @@ impl Installed {
                 .find(|p| is_executable(p))
                 .or_else(|| on_path("chromium")),
             Engine::Firefox => on_path("firefox-esr"),
+            Engine::WebKit => minibrowser(),
         };
-        let browser_name = match engine {
-            Engine::Chromium => "chromium",
-            Engine::Firefox => "firefox-esr",
-        };
+        let xvfb = (engine == Engine::WebKit)
+            .then(|| on_path("Xvfb"))
+            .flatten();
         let missing: Vec<&str> = [
             (engine.driver_name(), driver.is_none()),
-            (browser_name, browser.is_none()),
+            (engine.browser_name(), browser.is_none()),
+            ("Xvfb", engine == Engine::WebKit && xvfb.is_none()),
         ]
         .iter()
         .filter(|(_, missing)| *missing)
@@ -104,18 +133,19 @@ impl Installed {
                 engine,
                 driver: driver?,
                 browser: browser?,
+                xvfb,
             });
         }
-        let what = missing.join(", ");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("browser tests: {what} not found, and CI=true requires them (.ci/run installs them)");
-        }
-        note(&format!("browser tests skipped: {what} not found"));
+        skip_or_fail(&format!("{} not found", missing.join(", ")));
         None
     }
 
-    /// `ChromeDriver 156.0...` / `geckodriver 0.37.1`: the first line of `--version`.
+    /// `ChromeDriver 156.0...` / `geckodriver 0.37.1`: the first line of `--version`
+    /// (`WebKitWebDriver` has none: it is the version of the WebKitGTK it comes with).
     pub fn driver_version(&self) -> String {
+        if self.engine == Engine::WebKit {
+            return "WebKitWebDriver (same version as the browser)".into();
+        }
         Command::new(&self.driver)
             .arg("--version")
             .output()
@@ -124,6 +154,26 @@ impl Installed {
             .and_then(|s| s.lines().next().map(str::to_owned))
             .unwrap_or_else(|| "unknown".into())
     }
+}
+
+/// `/usr/lib/<multiarch>/webkit2gtk-4.1/MiniBrowser` (Debian's `webkit2gtk-driver` pulls it
+/// in with libwebkit2gtk), or `$WEBKIT_MINIBROWSER`.
+fn minibrowser() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("WEBKIT_MINIBROWSER") {
+        return Some(PathBuf::from(path)).filter(|p| is_executable(p));
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.push(PathBuf::from("/usr/lib"));
+    dirs.sort();
+    dirs.into_iter()
+        .flat_map(|d| ["webkit2gtk-4.1", "webkit2gtk-4.0", "webkitgtk-6.0"].map(|v| d.join(v)))
+        .map(|d| d.join("MiniBrowser"))
+        .find(|p| is_executable(p))
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -184,6 +234,8 @@ pub struct Driver {
     installed: Installed,
     child: Child,
     port: u16,
+    /// WebKit: the X server its browsers draw on; stopped after the driver.
+    xvfb: Option<Xvfb>,
     /// Holds the driver's log and, through `TMPDIR`, the profiles geckodriver creates.
     dir: TempDir,
 }
@@ -194,13 +246,18 @@ impl Driver {
         let port = free_port();
         let log_path = dir.path().join("driver.log");
         let log = File::create(&log_path).expect("create the driver log");
+        let xvfb = installed.xvfb.as_deref().map(Xvfb::start);
         let mut command = Command::new(&installed.driver);
         match installed.engine {
             Engine::Chromium => command.arg(format!("--port={port}")),
             Engine::Firefox => command
                 .args(["--host", "127.0.0.1", "--port"])
                 .arg(port.to_string()),
+            Engine::WebKit => command.arg(format!("--port={port}")),
         };
+        if let Some(x) = &xvfb {
+            command.env("DISPLAY", x.display());
+        }
         command
             // geckodriver copies a fresh profile per session into TMPDIR: keep it in our dir.
             .env("TMPDIR", dir.path())
@@ -217,6 +274,7 @@ impl Driver {
             installed: installed.clone(),
             child,
             port,
+            xvfb,
             dir,
         };
         driver.wait_until_ready();
@@ -263,6 +321,8 @@ impl Driver {
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = json!({
             "browserName": "chrome",
+            // The shop's `--tls` certificate is made at start and trusted by no one.
+            "acceptInsecureCerts": true,
             "timeouts": { "pageLoad": PAGE_LOAD_MS, "script": SCRIPT_MS, "implicit": 0 },
             "goog:chromeOptions": {
                 "binary": self.installed.browser,
@@ -281,10 +341,29 @@ impl Driver {
         assert_eq!(self.engine(), Engine::Firefox);
         let caps = json!({
             "browserName": "firefox",
+            "acceptInsecureCerts": true,
             "timeouts": { "pageLoad": PAGE_LOAD_MS, "script": SCRIPT_MS, "implicit": 0 },
             "moz:firefoxOptions": {
                 "binary": self.installed.browser,
                 "args": ["-headless", "-width", "1000", "-height", "700"],
+            },
+        });
+        self.open(caps, None).await
+    }
+
+    /// Opens a WebKitGTK MiniBrowser session with `--enable-itp` (Intelligent Tracking
+    /// Prevention, Safari's setting: no cookie is ever sent third-party) on the driver's Xvfb.
+    /// `acceptInsecureCerts` lets it use the shop's `--tls` certificate: WebKit refuses
+    /// `Secure` cookies over plain http on every host, so the shop must run with `--tls`.
+    pub async fn webkit(&self) -> Browser {
+        assert_eq!(self.engine(), Engine::WebKit);
+        let caps = json!({
+            "acceptInsecureCerts": true,
+            "timeouts": { "pageLoad": PAGE_LOAD_MS, "script": SCRIPT_MS, "implicit": 0 },
+            "webkitgtk:browserOptions": {
+                "binary": self.installed.browser,
+                // `args` replaces the defaults, so `--automation` is repeated.
+                "args": ["--automation", "--enable-itp"],
             },
         });
         self.open(caps, None).await
@@ -343,6 +422,8 @@ impl Drop for Driver {
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .stderr(Stdio::null())
             .status();
+        // After the browsers: they draw on it.
+        self.xvfb.take();
         if std::thread::panicking() {
             note(&format!(
                 "--- {} log ---\n{}",
@@ -350,6 +431,62 @@ impl Drop for Driver {
                 tail(&self.log(), 60)
             ));
         }
+    }
+}
+
+/// A private X server (`Xvfb -displayfd`), on a display number it picks itself; killed on
+/// drop.
+#[derive(Debug)]
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start(binary: &Path) -> Xvfb {
+        let mut child = Command::new(binary)
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        // Xvfb writes the display number once it accepts connections.
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut xvfb = Xvfb {
+            child,
+            display: String::new(),
+        };
+        match rx.recv_timeout(DRIVER_START) {
+            Ok(line) if !line.trim().is_empty() => xvfb.display = format!(":{}", line.trim()),
+            _ => panic!("Xvfb did not report a display within {DRIVER_START:?}"),
+        }
+        xvfb
+    }
+
+    fn display(&self) -> &str {
+        &self.display
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

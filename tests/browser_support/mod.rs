@@ -1,23 +1,95 @@
-//! Real browsers driving the example shop, for `tests/browser.rs`.
+//! Real browsers driving the example shop with the real AMP runtime, for `tests/browser.rs`
+//! (and `tests/browser_attacks.rs`).
 //!
-//! - [`drivers`]: finds Chromium/Firefox ESR and their WebDriver servers (skip or, with
-//!   `CI=true`, fail when missing), starts the drivers on free ports, opens sessions with fresh
-//!   profiles, and stops all of it on drop.
+//! - [`drivers`]: finds Chromium, Firefox ESR and WebKitGTK and their WebDriver servers (skip
+//!   or, with `CI=true`, fail when missing), starts the drivers on free ports (WebKit under
+//!   its own Xvfb), opens sessions with fresh profiles, and stops all of it on drop.
 //! - [`shopper`]: what a shopper does in the browser (open a cache page, add to the cart,
-//!   reload, go back) and what the test reads back (URL, history, the cart).
+//!   reload, go back) and what the test reads back (URL, page text, history, the cart).
 //! - [`stand_in`]: a small server with one page per amp-form rule, to test the shop's offline
 //!   stand-in for amp-form (`examples/shop/offline.js`) on its own.
+//!
+//! The usual start of a browser test:
+//!
+//! ```ignore
+//! let Some(installed) = Installed::find(Engine::Chromium) else { return };
+//! let Some(runtime) = amp_runtime() else { return };
+//! let _turn = one_at_a_time();
+//! run(Duration::from_secs(90), async {
+//!     let driver = Driver::start(&installed);
+//!     let shop = start_shop(&runtime, Scheme::Http, &[]);
+//!     let shopper = Shopper::new(driver.chromium(ThirdPartyCookies::Blocked).await, &shop);
+//!     shopper.open(&shop.cache_page_url("/products/3")).await;
+//!     shopper.wait_for_amp_form().await;
+//!     let landed = shopper.add_to_cart(2).await;
+//!     assert_eq!(shopper.cart_json().await["items"][0]["quantity"], 2);
+//!     shopper.close().await;
+//! });
+//! ```
+
+// Each test crate uses a different part of this module.
+#![allow(dead_code, unused_imports)]
 
 pub mod drivers;
 pub mod shopper;
 pub mod stand_in;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use drivers::{note, Browser, Driver, Engine, Installed, ThirdPartyCookies};
+pub use drivers::{ci, note, skip_or_fail, Browser, Driver, Engine, Installed, ThirdPartyCookies};
 pub use shopper::Shopper;
+
+use crate::support::ShopProcess;
+
+/// Where the tests look for the AMP runtime build when `AMP_RUNTIME_DIR` is not set, relative
+/// to the crate: beside the clone (CI copies `shared/` there), or beside a worktree's parent.
+const RUNTIME_DIRS: [&str; 2] = ["../shared/amp-runtime", "../../shared/amp-runtime"];
+
+/// The directory of the real AMP runtime (`v0.js`, `v0/amp-form-0.1.js`,
+/// `v0/amp-mustache-0.2.js`; see `../shared/amp-runtime/README.md`): `$AMP_RUNTIME_DIR`, else
+/// the first of [`RUNTIME_DIRS`] that has a `v0.js`. When there is none: prints
+/// `browser tests skipped: ...` and returns `None`, or panics when `CI=true`.
+pub fn amp_runtime() -> Option<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates: Vec<PathBuf> = match std::env::var_os("AMP_RUNTIME_DIR") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => RUNTIME_DIRS.iter().map(|d| manifest.join(d)).collect(),
+    };
+    let found = candidates.iter().find(|d| d.join("v0.js").is_file());
+    if found.is_none() {
+        let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+        skip_or_fail(&format!(
+            "the AMP runtime build not found (looked in {}; set AMP_RUNTIME_DIR)",
+            looked.join(", ")
+        ));
+    }
+    found.cloned()
+}
+
+/// How the shop serves its two sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain http (`cargo run --example shop`): cache pages under `/c/<host>/`.
+    Http,
+    /// The shop's `--tls`: https with a certificate made at start, cache pages under
+    /// `/c/s/<host>/`. Browsers are opened with `acceptInsecureCerts`.
+    Https,
+}
+
+/// Starts the shop with the real runtime from `runtime` (`--amp-runtime`), over `scheme`,
+/// plus `extra_args`.
+pub fn start_shop(runtime: &Path, scheme: Scheme, extra_args: &[&str]) -> ShopProcess {
+    let runtime = runtime.to_str().expect("a UTF-8 runtime path");
+    let mut args = vec!["--amp-runtime", runtime];
+    if scheme == Scheme::Https {
+        args.push("--tls");
+    }
+    args.extend_from_slice(extra_args);
+    ShopProcess::start(&args)
+}
 
 /// Browser tests take turns: two browsers at once on a shared two-core machine make page
 /// loads slow and timings flaky, and each test is quick on its own.
@@ -49,6 +121,17 @@ pub async fn scenario<F: Future<Output = ()>>(name: &str, body: F) {
     body.await;
     note(&format!(
         "browser scenario {name}: ok in {:.2} s",
+        start.elapsed().as_secs_f64()
+    ));
+}
+
+/// Like [`scenario`], for a body that tells what it saw (e.g. the URL it landed on), which
+/// is printed after the duration.
+pub async fn scenario_saw<F: Future<Output = String>>(name: &str, body: F) {
+    let start = Instant::now();
+    let saw = body.await;
+    note(&format!(
+        "browser scenario {name}: ok in {:.2} s; {saw}",
         start.elapsed().as_secs_f64()
     ));
 }

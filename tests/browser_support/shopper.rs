@@ -9,10 +9,16 @@ use serde_json::Value;
 use url::Url;
 
 use super::drivers::Browser;
-use crate::support::ShopProcess;
+use crate::support::{ShopProcess, SESSION_COOKIES};
 
 /// How long a click may take to end up on another page (fetch, handoff, 303).
 const NAVIGATION: Duration = Duration::from_secs(10);
+/// How long the AMP runtime may take to set up a page's form after the page loaded.
+const AMP_READY: Duration = Duration::from_secs(10);
+
+/// Where [`Shopper::record_form_messages`] keeps what the form showed, in the page's own
+/// `sessionStorage` (per origin and tab; it outlives the page when the tab navigates away).
+const MESSAGES_KEY: &str = "tower-amp-session-test-form-messages";
 
 /// A browser session shopping at one shop.
 #[derive(Debug)]
@@ -44,11 +50,117 @@ impl<'a> Shopper<'a> {
             .await;
     }
 
+    /// Forgets the shop's cookies: a new shopper in the same browser. Opens the origin's home
+    /// page (WebDriver deletes the cookies of the current document's site) and deletes them,
+    /// until the browser no longer reports one (WebKit's cookie store may answer before its
+    /// network process has caught up).
+    pub async fn forget_cookies(&self) {
+        self.open_origin("/").await;
+        let deadline = Instant::now() + NAVIGATION;
+        loop {
+            self.client()
+                .delete_all_cookies()
+                .await
+                .expect("delete the cookies");
+            if self.session_cookie().await.is_none() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the session cookie is still there after deleting all cookies"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the AMP runtime has set up the page's form (amp-form marks it with the
+    /// `i-amphtml-form` class): a click before that would be the browser's own submit.
+    pub async fn wait_for_amp_form(&self) {
+        let deadline = Instant::now() + AMP_READY;
+        loop {
+            let ready = self
+                .eval("const f = document.querySelector('form'); return !!f && f.classList.contains('i-amphtml-form')")
+                .await;
+            if ready == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "amp-form did not set up the form of {} within {AMP_READY:?}: {}",
+                self.url().await,
+                self.eval("const f = document.querySelector('form'); return f ? f.outerHTML.slice(0, 400) : 'no form'").await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// From now on until the page goes away, every text the form shows (its success or error
+    /// template, rendered by amp-mustache) is also written to the page origin's
+    /// `sessionStorage`, so that [`Shopper::recorded_form_messages`] can read it back after a
+    /// navigation, e.g. the "Continuing on …" a cache page showed just before it left.
+    pub async fn record_form_messages(&self) {
+        self.eval(&format!(
+            "const key = {key:?};\n\
+             sessionStorage.setItem(key, '[]');\n\
+             const seen = () => {{\n\
+               const texts = Array.from(document.querySelectorAll('form .form-message'), e => e.textContent);\n\
+               const all = JSON.parse(sessionStorage.getItem(key) || '[]');\n\
+               for (const t of texts) if (!all.includes(t)) all.push(t);\n\
+               sessionStorage.setItem(key, JSON.stringify(all));\n\
+             }};\n\
+             new MutationObserver(seen).observe(document.querySelector('form'), {{subtree: true, childList: true, characterData: true}});\n\
+             return true;",
+            key = MESSAGES_KEY
+        ))
+        .await;
+    }
+
+    /// What [`Shopper::record_form_messages`] recorded on the current page's origin.
+    pub async fn recorded_form_messages(&self) -> Vec<String> {
+        let raw = self
+            .eval(&format!(
+                "return sessionStorage.getItem({MESSAGES_KEY:?}) || '[]'"
+            ))
+            .await;
+        serde_json::from_str(raw.as_str().unwrap_or("[]")).unwrap_or_default()
+    }
+
     /// On a product page, sets the quantity and presses "Add to cart"; returns the URL the
     /// browser ends up on. The click only starts amp-form's fetch, so this waits until the page
     /// has been replaced and the new one has loaded.
     pub async fn add_to_cart(&self, quantity: u32) -> Url {
         let page = self.url().await;
+        self.press_add(quantity).await;
+        self.wait_until_not_at(page.as_str()).await
+    }
+
+    /// On a product page whose add is answered in place (no navigation): presses "Add to
+    /// cart" and returns the message the form then shows. The page must not change.
+    pub async fn add_in_place(&self, quantity: u32) -> String {
+        let page = self.url().await;
+        self.press_add(quantity).await;
+        let deadline = Instant::now() + NAVIGATION;
+        loop {
+            if let Some(text) = self.text("form .form-message").await {
+                assert_eq!(self.url().await, page, "the page stayed");
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no message on {page} after {NAVIGATION:?}; now on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The text of the first element matching `css`, if there is one.
+    pub async fn text(&self, css: &str) -> Option<String> {
+        let found = self.client().find(Locator::Css(css)).await.ok()?;
+        found.text().await.ok().filter(|t| !t.is_empty())
+    }
+
+    async fn press_add(&self, quantity: u32) {
         let field = self
             .client()
             .find(Locator::Css("input[name=quantity]"))
@@ -66,37 +178,45 @@ impl<'a> Shopper<'a> {
             .click()
             .await
             .expect("press Add to cart");
-        self.wait_until_not_at(page.as_str()).await
     }
 
     /// Waits until the top-level page is no longer `url` and the new one has loaded.
     pub async fn wait_until_not_at(&self, url: &str) -> Url {
         let deadline = Instant::now() + NAVIGATION;
         loop {
+            // Settled: the browser's URL is not `url`, and the document scripts run in is that
+            // URL's, loaded. (Mid-redirect, WebKit may report the next URL while the old
+            // document still answers scripts.)
             let now = self.url().await;
-            if now.as_str() != url && self.ready_state().await == "complete" {
+            if now.as_str() != url && self.loaded_document().await.as_deref() == Some(now.as_str())
+            {
                 return now;
             }
             assert!(
                 Instant::now() < deadline,
-                "still on {url} after {NAVIGATION:?}; the stand-in logged {}",
-                self.eval("return JSON.stringify(window.__ampFormLog || null)")
-                    .await
+                "still on {url} after {NAVIGATION:?}; the form says {:?}, its class is {}",
+                self.text("form .form-message").await,
+                self.eval(
+                    "const f = document.querySelector('form'); return f ? f.className : null"
+                )
+                .await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    async fn ready_state(&self) -> String {
-        // Between two documents the script may fail: not ready yet.
-        match self
+    /// The URL of the document scripts run in, once it has loaded (`None` before, or between
+    /// two documents).
+    async fn loaded_document(&self) -> Option<String> {
+        let state = self
             .client()
-            .execute("return document.readyState", vec![])
+            .execute(
+                "return document.readyState === 'complete' ? location.href : null",
+                vec![],
+            )
             .await
-        {
-            Ok(Value::String(s)) => s,
-            _ => String::new(),
-        }
+            .ok()?;
+        state.as_str().map(str::to_owned)
     }
 
     /// The top-level URL.
@@ -196,17 +316,30 @@ impl<'a> Shopper<'a> {
         lines
     }
 
-    /// The value of the origin's session cookie in this browser (WebDriver sees `HttpOnly`
-    /// cookies); the current page must be on the origin.
+    /// The value of the origin's session cookie in this browser, whichever of
+    /// [`SESSION_COOKIES`] it is named (WebDriver sees `HttpOnly` cookies); the current page
+    /// must be on the origin.
     pub async fn session_cookie(&self) -> Option<String> {
-        match self.client().get_named_cookie("amp_session").await {
-            Ok(cookie) => Some(cookie.value().to_owned()),
-            Err(_) => None,
-        }
+        let cookies = self.client().get_all_cookies().await.ok()?;
+        SESSION_COOKIES.iter().find_map(|name| {
+            cookies
+                .iter()
+                .find(|c| c.name() == *name)
+                .map(|c| c.value().to_owned())
+        })
     }
 
     /// Saves a PNG of the viewport under `target/browser-screenshots/` and returns its path.
+    /// Waits two animation frames first: right after a load, WebKit may not have painted yet.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let _ = self
+            .client()
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\n\
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                vec![],
+            )
+            .await;
         let png = self.client().screenshot().await.expect("a screenshot");
         let dir = target_dir().join("browser-screenshots");
         std::fs::create_dir_all(&dir).expect("create target/browser-screenshots");

@@ -18,9 +18,17 @@ pub const BING: &str = "https://shop-example.www.bing-amp.com";
 pub const BING_BARE: &str = "https://shop-example.bing-amp.com";
 pub const LOCAL_CACHE: &str = "http://shop-example.cache.localhost:8081";
 pub const OTHER_CACHE: &str = "https://evil-example.cdn.ampproject.org";
-pub const NAV: [(&str, &str); 2] = [
+/// The session cookie's name by default (no cookie domain: `__Host-` prefixed).
+pub const COOKIE: &str = "__Host-amp_session";
+/// The shopper's own handoff navigation: the cache page following `AMP-Redirect-To`
+/// (what Chromium, Firefox and WebKit send; the cache page URL is the `Referer`).
+pub const NAV: [(&str, &str); 3] = [
     ("sec-fetch-mode", "navigate"),
     ("sec-fetch-dest", "document"),
+    (
+        "referer",
+        "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/1",
+    ),
 ];
 
 /// What the app saw of one request.
@@ -77,7 +85,7 @@ pub fn app(
                         .get("content-type")
                         .map(|v| v.to_str().unwrap().to_owned()),
                     body,
-                    session: parts.extensions.get::<AmpSession>().copied(),
+                    session: parts.extensions.get::<AmpSession>().cloned(),
                     origin: parts
                         .headers
                         .get("origin")
@@ -103,6 +111,8 @@ pub fn builder() -> ConfigBuilder {
                 .allow_http()
                 .port(8081),
         )
+        // As the shop: adding to the cart applies on arrival from the cache page.
+        .direct_route("/cart/add")
 }
 
 pub type Svc = tower_amp_session::AmpSessionService<App>;
@@ -148,7 +158,7 @@ impl Answer {
     pub fn session_cookie(&self) -> Option<String> {
         self.all("set-cookie")
             .into_iter()
-            .find(|c| c.starts_with("amp_session="))
+            .find(|c| c.starts_with("__Host-amp_session="))
             .map(|c| c.split(';').next().unwrap().to_owned())
     }
 }

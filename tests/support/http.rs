@@ -1,17 +1,29 @@
 //! A tiny HTTP client for the shop: requests go to 127.0.0.1:PORT with the `Host` a browser
-//! would send for `*.localhost` names, so no name resolution is needed.
+//! would send for `*.localhost` names, so no name resolution is needed. Over TLS (the shop's
+//! `--tls`) it trusts exactly the shop's certificate, and sends the host name as SNI.
 //!
 //! ```ignore
 //! let reply = shop.origin().post("/cart/add").header("Origin", &shop.cache_url())
 //!     .urlencoded("product_id=3&quantity=2").send().await;
 //! ```
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderMap, CONTENT_TYPE, HOST, SET_COOKIE};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::CryptoProvider;
+use tokio_rustls::rustls::crypto::{aws_lc_rs, verify_tls12_signature, verify_tls13_signature};
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio_rustls::TlsConnector;
 
 /// The boundary of multipart bodies built by [`Call::multipart`].
 const BOUNDARY: &str = "----shop-test-boundary-7MA4YWxkTrZu0gW";
@@ -21,11 +33,33 @@ const BOUNDARY: &str = "----shop-test-boundary-7MA4YWxkTrZu0gW";
 pub struct Endpoint {
     port: u16,
     host: String,
+    /// Over TLS: a client that trusts the shop's certificate only.
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Endpoint {
     pub fn new(port: u16, host: String) -> Self {
-        Endpoint { port, host }
+        Endpoint {
+            port,
+            host,
+            tls: None,
+        }
+    }
+
+    /// The same endpoint over TLS, trusting exactly `certificate` (DER).
+    pub fn tls(mut self, certificate: Vec<u8>) -> Self {
+        let provider = Arc::new(aws_lc_rs::default_provider());
+        let config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                certificate: CertificateDer::from(certificate),
+                provider,
+            }))
+            .with_no_client_auth();
+        self.tls = Some(Arc::new(config));
+        self
     }
 
     pub fn get(&self, path_and_query: &str) -> Call {
@@ -101,22 +135,33 @@ impl Call {
     }
 
     pub async fn send(self) -> Reply {
-        // A client per request: each test has its own runtime, and a pooled connection must
-        // not outlive the runtime that drives it.
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let uri = format!("http://127.0.0.1:{}{}", self.endpoint.port, self.path);
+        // A connection per request: each test has its own runtime, and a pooled connection
+        // must not outlive the runtime that drives it.
+        let what = format!("{} {}{}", self.method, self.endpoint.host, self.path);
         let mut req = Request::builder()
             .method(self.method.clone())
-            .uri(&uri)
+            .uri(&self.path)
             .header(HOST, &self.endpoint.host);
         for (name, value) in &self.headers {
             req = req.header(name, value);
         }
         let req = req.body(Full::new(self.body)).expect("valid request");
-        let res = client
-            .request(req)
+        let tcp = TcpStream::connect(("127.0.0.1", self.endpoint.port))
             .await
-            .unwrap_or_else(|e| panic!("{} {uri}: {e}", self.method));
+            .unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+        let res = match &self.endpoint.tls {
+            None => send_on(TokioIo::new(tcp), req).await,
+            Some(config) => {
+                let name = self.endpoint.host.split(':').next().unwrap_or_default();
+                let name = ServerName::try_from(name.to_owned()).expect("a DNS name");
+                let tls = TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: TLS: {e}"));
+                send_on(TokioIo::new(tls), req).await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
         let (parts, body) = res.into_parts();
         let body = body.collect().await.expect("read the body").to_bytes();
         Reply {
@@ -124,6 +169,86 @@ impl Call {
             headers: parts.headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         }
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+async fn send_on<IO>(
+    io: IO,
+    req: Request<Full<Bytes>>,
+) -> hyper::Result<hyper::Response<hyper::body::Incoming>>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(conn);
+    sender.send_request(req).await
+}
+
+/// The first certificate in a PEM text, as DER.
+pub fn pem_certificate(pem: &str) -> Option<Vec<u8>> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .map(|c| c.to_vec())
+}
+
+/// Trusts one certificate, the shop's, and nothing else; signatures are still checked.
+#[derive(Debug)]
+struct Pinned {
+    certificate: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+        if end_entity.as_ref() == self.certificate.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(tokio_rustls::rustls::Error::General(
+                "not the shop's certificate".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -145,6 +270,14 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The `name=value` pair of the layer's session cookie, whichever of
+    /// [`SESSION_COOKIES`](super::SESSION_COOKIES) it is named.
+    pub fn session_cookie(&self) -> Option<String> {
+        super::SESSION_COOKIES
+            .iter()
+            .find_map(|name| self.set_cookie(name))
     }
 
     /// The `name=value` pair of a `Set-Cookie` for `name`, ready for a `Cookie` header.

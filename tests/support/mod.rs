@@ -1,8 +1,9 @@
 //! Shared by the tests that drive `examples/shop` as a real process over TCP.
 //!
 //! [`ShopProcess::start`] builds the example (a no-op when it is up to date), starts it on two
-//! free loopback ports with `--offline` and a fixed signing key, waits until it answers, and
-//! kills it on drop, also when the test panics (its log is then printed to help).
+//! free loopback ports with a fixed signing key and the given flags, waits until it answers,
+//! and kills it on drop, also when the test panics (its log is then printed to help). With
+//! `--tls` it also gets `--cert-out`, and [`http`] trusts exactly that certificate.
 //! [`http`] sends requests to it with the `Host` a browser would send.
 
 // Each test crate uses a different part of this module.
@@ -26,6 +27,9 @@ pub const TEST_KEY: &str = "dGVzdC1rZXktZm9yLXRoZS1zaG9wLWV4YW1wbGUtMzI=";
 pub const ORIGIN_HOST: &str = "shop.localhost";
 /// The simulated cache's host for the shop: its cache subdomain on `cache.localhost`.
 pub const CACHE_HOST: &str = "shop-localhost.cache.localhost";
+/// The names the layer's session cookie may have: `__Host-amp_session` (the default once a
+/// cookie prefix is used) or the older `amp_session`.
+pub const SESSION_COOKIES: [&str; 2] = ["__Host-amp_session", "amp_session"];
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -36,27 +40,37 @@ pub struct ShopProcess {
     origin_port: u16,
     cache_port: u16,
     log_path: PathBuf,
+    /// With `--tls`: the certificate the shop wrote (`--cert-out`), removed on drop.
+    cert_path: Option<PathBuf>,
 }
 
 impl ShopProcess {
-    /// Builds and starts the shop with `--origin-port P --cache-port Q --offline` plus
-    /// `extra_args`, and waits (up to 20 s) until the origin answers.
+    /// Builds and starts the shop with `--origin-port P --cache-port Q` plus `extra_args`
+    /// (`--tls` adds `--cert-out FILE`), and waits (up to 20 s) until both sites answer.
     pub fn start(extra_args: &[&str]) -> ShopProcess {
         let binary = shop_binary();
         let (origin_port, cache_port) = free_ports();
-        let log_path = std::env::temp_dir().join(format!(
-            "tower-amp-session-shop-{}-{origin_port}.log",
+        let stem = std::env::temp_dir().join(format!(
+            "tower-amp-session-shop-{}-{origin_port}",
             std::process::id()
         ));
+        let log_path = stem.with_extension("log");
         let log = File::create(&log_path).expect("create the shop's log file");
         let mut args = vec![
             "--origin-port".to_owned(),
             origin_port.to_string(),
             "--cache-port".to_owned(),
             cache_port.to_string(),
-            "--offline".to_owned(),
         ];
         args.extend(extra_args.iter().map(|s| s.to_string()));
+        let cert_path = extra_args
+            .contains(&"--tls")
+            .then(|| stem.with_extension("pem"));
+        if let Some(path) = &cert_path {
+            let _ = std::fs::remove_file(path);
+            args.push("--cert-out".to_owned());
+            args.push(path.display().to_string());
+        }
         let child = Command::new(&binary)
             .args(&args)
             .env("AMP_SESSION_KEY", TEST_KEY)
@@ -75,6 +89,7 @@ impl ShopProcess {
             origin_port,
             cache_port,
             log_path,
+            cert_path,
         };
         shop.wait_until_ready();
         shop
@@ -98,34 +113,66 @@ impl ShopProcess {
         format!("{CACHE_HOST}:{}", self.cache_port)
     }
 
-    /// `http://shop.localhost:P`: the publisher origin.
+    /// Whether the shop was started with `--tls`.
+    pub fn tls(&self) -> bool {
+        self.cert_path.is_some()
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `http://shop.localhost:P` (`https://` with `--tls`): the publisher origin.
     pub fn origin_url(&self) -> String {
-        format!("http://{}", self.origin_host())
+        format!("{}://{}", self.scheme(), self.origin_host())
     }
 
     /// `http://shop-localhost.cache.localhost:Q`: the cache origin (as browsers send `Origin`).
     pub fn cache_url(&self) -> String {
-        format!("http://{}", self.cache_host())
+        format!("{}://{}", self.scheme(), self.cache_host())
     }
 
-    /// The cache copy of an origin page: `http://shop-localhost.cache.localhost:Q/c/s/shop.localhost:P<path>`.
+    /// The cache copy of an origin page, e.g.
+    /// `http://shop-localhost.cache.localhost:Q/c/shop.localhost:P<path>`.
     pub fn cache_page_url(&self, path: &str) -> String {
         format!("{}{}", self.cache_url(), self.cache_page_path(path))
     }
 
-    /// The path of the cache copy on the cache: `/c/s/shop.localhost:P<path>`.
+    /// The path of the cache copy on the cache, in the real caches' format:
+    /// `/c/s/shop.localhost:P<path>` for an https origin, `/c/shop.localhost:P<path>` for http.
     pub fn cache_page_path(&self, path: &str) -> String {
-        format!("/c/s/{}{path}", self.origin_host())
+        let s = if self.tls() { "s/" } else { "" };
+        format!("/c/{s}{}{path}", self.origin_host())
     }
 
-    /// Requests to the origin (sent to 127.0.0.1:P with `Host: shop.localhost:P`).
+    /// The shop's certificate (DER), with `--tls`.
+    pub fn certificate(&self) -> Option<Vec<u8>> {
+        let pem = std::fs::read_to_string(self.cert_path.as_ref()?).ok()?;
+        http::pem_certificate(&pem)
+    }
+
+    fn endpoint(&self, port: u16, host: String) -> Endpoint {
+        let endpoint = Endpoint::new(port, host);
+        match self.certificate() {
+            Some(cert) => endpoint.tls(cert),
+            None => endpoint,
+        }
+    }
+
+    /// Requests to the origin (sent to 127.0.0.1:P with `Host: shop.localhost:P`; over TLS
+    /// with `--tls`, trusting only the shop's certificate).
     pub fn origin(&self) -> Endpoint {
-        Endpoint::new(self.origin_port, self.origin_host())
+        self.endpoint(self.origin_port, self.origin_host())
     }
 
     /// Requests to the simulated cache (sent to 127.0.0.1:Q with the cache's `Host`).
     pub fn cache(&self) -> Endpoint {
-        Endpoint::new(self.cache_port, self.cache_host())
+        self.endpoint(self.cache_port, self.cache_host())
     }
 
     /// What the shop has logged so far.
@@ -139,7 +186,15 @@ impl ShopProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the shop exited early ({status}):\n{}", self.log());
             }
-            if answers(self.origin_port, &self.origin_host()) {
+            let ready = if self.tls() {
+                // The certificate is written before the servers run; both ports listening.
+                self.certificate().is_some()
+                    && TcpStream::connect(("127.0.0.1", self.origin_port)).is_ok()
+                    && TcpStream::connect(("127.0.0.1", self.cache_port)).is_ok()
+            } else {
+                answers(self.origin_port, &self.origin_host())
+            };
+            if ready {
                 return;
             }
             if Instant::now() > deadline {
@@ -165,6 +220,9 @@ impl Drop for ShopProcess {
             );
         } else {
             let _ = std::fs::remove_file(&self.log_path);
+        }
+        if let Some(cert) = &self.cert_path {
+            let _ = std::fs::remove_file(cert);
         }
     }
 }
@@ -199,7 +257,7 @@ fn free_ports() -> (u16, u16) {
 ///
 /// The test binary is `<target>/<profile>/deps/<test>`, the example
 /// `<target>/<profile>/examples/shop`; the build uses the same target dir and profile.
-fn shop_binary() -> PathBuf {
+pub fn shop_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
