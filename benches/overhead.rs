@@ -20,7 +20,7 @@
 //! Environment: `AMP_BENCH_QUICK=1` shortens everything (a smoke run, numbers unreliable);
 //! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds (at least
 //! 10 unless quick); `AMP_BENCH_ONLY=<key>` runs one scenario in a loop for a profiler (e.g.
-//! `AMP_BENCH_ONLY=c perf record ...`).
+//! `AMP_BENCH_ONLY=c perf record ...`; with `AMP_BENCH_ITERS=<n>`, exactly n batches of 1000).
 //!
 //! No assertion here depends on timing.
 
@@ -122,6 +122,8 @@ fn builder() -> tower_amp_session::ConfigBuilder {
                 .allow_http()
                 .port(8081),
         )
+        // The shop's add-to-cart: applied directly when the handoff comes from the cache page.
+        .direct_route("/cart/add")
 }
 
 fn layer() -> AmpSessionLayer {
@@ -1440,10 +1442,17 @@ fn main() {
             .iter_mut()
             .find(|s| s.key == key)
             .expect("known scenario key");
+        // AMP_BENCH_ITERS=<n>: exactly n batches of 1000 instead (for instruction counts:
+        // `valgrind --tool=callgrind` at two n, the difference per request is exact).
+        let iters: Option<usize> = std::env::var("AMP_BENCH_ITERS")
+            .ok()
+            .and_then(|s| s.parse().ok());
         let end = Instant::now() + Duration::from_secs(secs);
         let mut last = 0.0;
-        while Instant::now() < end {
+        let mut done = 0;
+        while iters.map_or(Instant::now() < end, |n| done < n) {
             last = s.run(&rt, 1000, true);
+            done += 1;
         }
         println!(
             "{key}: last batch {last:.0} ns/op, {:.1} allocs/op",
