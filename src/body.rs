@@ -11,6 +11,24 @@ use pin_project_lite::pin_project;
 pin_project! {
     /// The request body the wrapped service receives: the client's body as it came, or the
     /// change a completed handoff replays.
+    ///
+    /// The app names it in its request type; it is an [`http_body::Body`] like any other:
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use tower_amp_session::RequestBody;
+    ///
+    /// async fn read<B>(req: http::Request<RequestBody<B>>) -> Vec<u8>
+    /// where
+    ///     B: http_body::Body<Data = bytes::Bytes>,
+    /// {
+    ///     match req.into_body().collect().await {
+    ///         Ok(body) => body.to_bytes().to_vec(),
+    ///         Err(_) => Vec::new(),
+    ///     }
+    /// }
+    /// # let _ = read::<String>;
+    /// ```
     #[derive(Debug)]
     pub struct RequestBody<B> {
         #[pin]
@@ -20,7 +38,15 @@ pin_project! {
 
 pin_project! {
     /// The response body: the app's body as it came, or a short body written by this layer
-    /// (a rejection, a handoff answer).
+    /// (a rejection, a handoff answer). `Default` is the empty body, for outer middleware
+    /// that answers on its own.
+    ///
+    /// ```
+    /// use tower_amp_session::ResponseBody;
+    ///
+    /// let empty: ResponseBody<String> = ResponseBody::default();
+    /// assert!(http_body::Body::is_end_stream(&empty));
+    /// ```
     #[derive(Debug)]
     pub struct ResponseBody<B> {
         #[pin]
@@ -45,7 +71,7 @@ impl<B> RequestBody<B> {
     }
 
     /// A buffered body, as a completed handoff replays it.
-    pub fn full(data: impl Into<Bytes>) -> Self {
+    pub(crate) fn full(data: impl Into<Bytes>) -> Self {
         RequestBody {
             kind: Kind::Full {
                 data: Some(data.into()).filter(|d| !d.is_empty()),
@@ -62,7 +88,7 @@ impl<B> ResponseBody<B> {
     }
 
     /// A buffered body written by this layer.
-    pub fn full(data: impl Into<Bytes>) -> Self {
+    pub(crate) fn full(data: impl Into<Bytes>) -> Self {
         ResponseBody {
             kind: Kind::Full {
                 data: Some(data.into()).filter(|d| !d.is_empty()),
@@ -71,7 +97,7 @@ impl<B> ResponseBody<B> {
     }
 
     /// An empty body.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         ResponseBody {
             kind: Kind::Full { data: None },
         }

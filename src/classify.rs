@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::email::EmailSenders;
 
 /// `AMP-Same-Origin`, sent by the AMP runtime when the page and the endpoint share an origin.
-pub static AMP_SAME_ORIGIN: HeaderName = HeaderName::from_static("amp-same-origin");
+pub const AMP_SAME_ORIGIN: HeaderName = HeaderName::from_static("amp-same-origin");
 
 /// Where a request comes from. Every request gets exactly one.
 ///

@@ -8,9 +8,9 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// `AMP-Email-Sender`: the address that sent the email whose AMP part makes the request.
-pub static AMP_EMAIL_SENDER: HeaderName = HeaderName::from_static("amp-email-sender");
+pub const AMP_EMAIL_SENDER: HeaderName = HeaderName::from_static("amp-email-sender");
 /// `AMP-Email-Allow-Sender`: the server allows that sender.
-pub static AMP_EMAIL_ALLOW_SENDER: HeaderName = HeaderName::from_static("amp-email-allow-sender");
+pub const AMP_EMAIL_ALLOW_SENDER: HeaderName = HeaderName::from_static("amp-email-allow-sender");
 
 /// Allowed senders: full addresses (`orders@shop.example`) or whole domains (`@shop.example`),
 /// compared ASCII case-insensitively.

@@ -16,7 +16,17 @@ use crate::handoff::BoxFuture;
 use crate::session::LazyCookie;
 
 pin_project! {
-    /// Response future of [`AmpSessionService`](crate::AmpSessionService).
+    /// Response future of [`AmpSessionService`](crate::AmpSessionService): named only as
+    /// its `Service::Future`; the pass-through path is not boxed.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionService, ResponseFuture};
+    ///
+    /// // The type an outer middleware sees when it names the inner future.
+    /// type Fut<S, ResB, E> = ResponseFuture<S, ResB, E>;
+    /// # let _: Option<Fut<std::future::Ready<Result<http::Response<String>, ()>>, String, ()>> = None;
+    /// # let _ = std::marker::PhantomData::<AmpSessionService<()>>;
+    /// ```
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         kind: Kind<F, B, E>,

@@ -17,6 +17,7 @@ use crate::service::AmpSessionService;
 ///
 /// ```
 /// use axum::{routing::post, Router};
+/// use tower::ServiceBuilder;
 /// use tower_amp_session::{AmpSessionLayer, Keyring};
 ///
 /// let layer = AmpSessionLayer::builder()
@@ -25,9 +26,12 @@ use crate::service::AmpSessionService;
 ///     .build()
 ///     .expect("valid configuration");
 /// let app: Router = Router::new().route("/cart/add", post(|| async { "added" }));
-/// // Around the whole router: with axum, `layer.wrap_router(app)`; with tower,
-/// // `ServiceBuilder::new().layer(layer).service(app)`. Not `Router::layer`, which wraps
-/// // each route on its own, so the handoff endpoint could not reach `/cart/add`.
+/// // Around the whole app: with plain tower (or hyper), a `ServiceBuilder`; with axum
+/// // (feature `axum`), `layer.wrap_router(app)`. Not `Router::layer`, which wraps each
+/// // route on its own, so the handoff endpoint could not reach `/cart/add`.
+/// let svc = ServiceBuilder::new().layer(layer.clone()).service(app.clone());
+/// # let _ = svc;
+/// # #[cfg(feature = "axum")]
 /// let app: Router = layer.wrap_router(app);
 /// # let _ = app;
 /// ```
@@ -48,19 +52,60 @@ impl AmpSessionLayer {
     }
 
     /// A [`HandoffService`] with this layer's configuration, for apps that mount the
-    /// handoff endpoint on their own instead of wrapping the whole app in the layer.
+    /// handoff endpoint on their own instead of wrapping the whole app in the layer; see
+    /// [`HandoffService`] for an example.
     pub fn handoff_service<S>(&self, inner: S) -> HandoffService<S> {
         HandoffService::new(inner, self)
     }
 
-    /// The path that completes handoffs.
+    /// The path that completes handoffs (`/_amp/handoff` by default).
+    ///
+    /// ```
+    /// # use tower_amp_session::{AmpSessionLayer, Keyring};
+    /// # let amp = AmpSessionLayer::builder()
+    /// #     .publisher_origin("https://shop.example")
+    /// #     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    /// #     .build()
+    /// #     .unwrap();
+    /// assert_eq!(amp.handoff_path(), "/_amp/handoff");
+    /// ```
     pub fn handoff_path(&self) -> &str {
         &self.config.handoff_path
     }
 
     /// The AMP cache origins accepted for each publisher, as `Origin` headers spell them.
+    ///
+    /// For the trusted origins of an inner `CsrfLayer` (see [the stacking
+    /// guide](crate::docs::stacking)):
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let amp = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(amp.cache_origins().any(|o| o == "https://shop-example.cdn.ampproject.org"));
+    /// ```
     pub fn cache_origins(&self) -> impl Iterator<Item = &str> {
         self.config.allowlist.caches.iter().map(|(o, _)| &**o)
+    }
+
+    /// The publisher origins, as `Origin` headers spell them (`https://shop.example`).
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let amp = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(amp.publisher_origins().collect::<Vec<_>>(), ["https://shop.example"]);
+    /// ```
+    pub fn publisher_origins(&self) -> impl Iterator<Item = &str> {
+        self.config.publishers.iter().map(|p| &*p.origin)
     }
 }
 
@@ -80,5 +125,39 @@ impl<S> Layer<S> for AmpSessionLayer {
             inner,
             config: self.config.clone(),
         }
+    }
+}
+
+/// Put on every request a copy of this layer handled (passed to the app, or replayed by a
+/// handoff). A copy further in that sees it passes the request through untouched, so two
+/// copies in one stack (`wrap_router(router.layer(amp))`, or the layer added twice) act as
+/// one: one classification, one session, never two cookies.
+///
+/// A zero-sized type: inserting it allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Handled;
+
+/// Marks the requests a handoff replays into the app with [`Handled`].
+#[derive(Debug, Clone)]
+pub(crate) struct MarkReplays<S>(pub(crate) S);
+
+impl<S, B> tower_service::Service<http::Request<B>> for MarkReplays<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
+        req.extensions_mut().insert(Handled);
+        self.0.call(req)
     }
 }

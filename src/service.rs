@@ -16,6 +16,7 @@ use crate::config::{Config, SessionMode};
 use crate::cors;
 use crate::future::{Extra, ResponseFuture};
 use crate::handoff;
+use crate::layer::{Handled, MarkReplays};
 use crate::reject::{reasons, Rejection};
 use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
 
@@ -85,9 +86,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if req.extensions().get::<Handled>().is_some() {
+            // A copy of this layer further out handled this request: pass it through.
+            let future = self.inner.call(req.map(RequestBody::inner));
+            return ResponseFuture::call(future, None, crate::future::Extra::None);
+        }
         if req.uri().path() == &*self.config.handoff_path {
             let inner = self.take_ready();
+            if crate::router::wraps_one_route::<S>() {
+                // `Router::layer`: this copy cannot reach the other routes. Say so.
+                return ResponseFuture::handoff(crate::router::per_route_handoff(inner, req));
+            }
             let config = self.config.clone();
+            let inner = MarkReplays(inner);
             return ResponseFuture::handoff(Box::pin(handoff::complete(config, inner, req)));
         }
         let config = &self.config;
@@ -162,6 +173,7 @@ where
                 "amp_session.cors_answered"
             );
         }
+        req.extensions_mut().insert(Handled);
         let future = self.inner.call(req.map(RequestBody::inner));
         let extra = match (extra, classified.email_sender) {
             // Email requests get no cookie, so the two never meet.

@@ -818,12 +818,12 @@ fn keyring_from_env() {
 
     assert_eq!(
         Keyring::from_env("TAS_KEYS_UNSET").unwrap_err(),
-        KeyError::NoSigningKey
+        KeyError::EnvNotSet("TAS_KEYS_UNSET".into())
     );
     set("TAS_KEYS_EMPTY", "  ");
     assert_eq!(
         Keyring::from_env("TAS_KEYS_EMPTY").unwrap_err(),
-        KeyError::NoSigningKey
+        KeyError::EnvEmpty("TAS_KEYS_EMPTY".into())
     );
 
     let long = "a".repeat(44);
@@ -832,12 +832,12 @@ fn keyring_from_env() {
         (
             "TAS_KEYS_BARE",
             long.clone(),
-            KeyError::InvalidId(String::new()),
+            KeyError::MissingId { entry: 1 },
         ),
         (
             "TAS_KEYS_TRAILING",
             format!("k1:{long},"),
-            KeyError::InvalidId(String::new()),
+            KeyError::MissingId { entry: 2 },
         ),
         (
             "TAS_KEYS_B64",
@@ -871,7 +871,13 @@ fn keyring_from_env() {
     for (name, value, want) in cases {
         set(name, value);
         let got = Keyring::from_env(name).unwrap_err();
-        assert_eq!(&got, want, "{name}");
+        // from_env wraps the list's error with the variable's name (tests/config.rs has
+        // the messages).
+        let want = KeyError::Env {
+            var: (*name).into(),
+            error: Box::new(want.clone()),
+        };
+        assert_eq!(got, want, "{name}");
         assert!(
             !got.to_string().contains(&long),
             "{name}: key material in {got}"

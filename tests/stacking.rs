@@ -613,3 +613,203 @@ async fn compression_outside_this_layer() {
     assert!(tokens(&minted, "access-control-expose-headers").contains(&"amp-redirect-to".into()));
     assert_eq!(tokens(&minted, "vary"), ["origin", "accept-encoding"]);
 }
+
+/// Behind a proxy that rewrites `Host` (`Host: backend:8080`), with a strict `CsrfLayer`
+/// inside and NOTHING configured on it: a completed handoff still passes, because the replay
+/// carries `Origin: <publisher>` and `Host: <publisher authority>` (never the forwarded
+/// `Host`), and `CsrfLayer` compares exactly those two when there is no `Sec-Fetch-Site`.
+///
+/// What does need configuring behind such a proxy is the publisher's own same-origin POST
+/// from a browser that sends no `Sec-Fetch-Site` (old browsers): `Origin: https://shop.example`
+/// against `Host: backend:8080` is refused unless `amp.publisher_origins()` are trusted.
+#[tokio::test]
+async fn csrf_passes_the_replay_whatever_host_the_proxy_forwarded() {
+    use std::sync::{Arc, Mutex};
+
+    // `/cart/add` applies on arrival from the cache page (no confirmation page).
+    let amp = builder().direct_route("/cart/add").build().unwrap();
+    let cookie = session_cookie().await;
+    // What the app saw: (Host, Origin) of each request that reached it.
+    type Saw = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
+    let saw = Saw::default();
+    let app = {
+        let saw = saw.clone();
+        tower::service_fn(
+            move |req: Request<tower_amp_session::RequestBody<Full<Bytes>>>| {
+                let header = |n: &str| req.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+                saw.lock().unwrap().push((header("host"), header("origin")));
+                async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new()))) }
+            },
+        )
+    };
+    let stack = |csrf: CsrfLayer| {
+        ServiceBuilder::new()
+            .layer(amp.clone())
+            .layer(csrf)
+            .service(app.clone())
+    };
+    let trusting_publisher = amp
+        .publisher_origins()
+        .try_fold(CsrfLayer::new(), |csrf, o| csrf.add_trusted_origin(o))
+        .unwrap();
+    let mint = || async {
+        let svc = amp.layer(common::app(&Recorder::default(), StatusCode::OK, &[]));
+        let headers = [("origin", CACHE), ("content-type", URLENCODED)];
+        let a = send(svc, request("POST", ADD, &headers, "product_id=1")).await;
+        path_of(a.header("amp-redirect-to").unwrap())
+    };
+    let cross_site = ("sec-fetch-site", "cross-site");
+
+    // (what, CsrfLayer inside, request, expected status)
+    let rows: Vec<(&str, CsrfLayer, Request<Full<Bytes>>, StatusCode)> = vec![
+        (
+            "handoff, Host as the browser sent it",
+            CsrfLayer::new(),
+            request(
+                "GET",
+                &mint().await,
+                &[NAV[0], NAV[1], NAV[2], cross_site, ("host", "shop.example")],
+                "",
+            ),
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "handoff, Host rewritten by a proxy",
+            CsrfLayer::new(),
+            request(
+                "GET",
+                &mint().await,
+                &[NAV[0], NAV[1], NAV[2], cross_site, ("host", "backend:8080")],
+                "",
+            ),
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "handoff, no Host at all",
+            CsrfLayer::new(),
+            request(
+                "GET",
+                &mint().await,
+                &[NAV[0], NAV[1], NAV[2], cross_site],
+                "",
+            ),
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "old browser's same-origin POST, Host rewritten, publisher not trusted",
+            CsrfLayer::new(),
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", PUBLISHER),
+                    ("host", "backend:8080"),
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1",
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "old browser's same-origin POST, Host rewritten, publisher trusted",
+            trusting_publisher,
+            request(
+                "POST",
+                ADD,
+                &[
+                    ("origin", PUBLISHER),
+                    ("host", "backend:8080"),
+                    ("cookie", &cookie),
+                    ("content-type", URLENCODED),
+                ],
+                "product_id=1",
+            ),
+            StatusCode::OK,
+        ),
+    ];
+    for (what, csrf, req, status) in rows {
+        let before = saw.lock().unwrap().len();
+        let res = stack(csrf).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), status, "{what}");
+        let reached: Vec<_> = saw.lock().unwrap()[before..].to_vec();
+        if status == StatusCode::FORBIDDEN {
+            assert!(reached.is_empty(), "{what}");
+            assert!(
+                res.extensions().get::<ProtectionError>().is_some(),
+                "{what}"
+            );
+            continue;
+        }
+        assert_eq!(reached.len(), 1, "{what}");
+        if what.starts_with("handoff") {
+            assert_eq!(
+                reached[0],
+                (Some("shop.example".into()), Some(PUBLISHER.into())),
+                "{what}: the replay is addressed to the publisher"
+            );
+            assert_eq!(
+                res.extensions().get::<tower_amp_session::HandoffOutcome>(),
+                Some(&tower_amp_session::HandoffOutcome::Applied),
+                "{what}"
+            );
+        }
+    }
+}
+
+/// The README's stack, as `axum::serve` would run it: `TraceLayer` > `CompressionLayer` >
+/// this layer (`wrap_router`) > `TimeoutLayer` > `CsrfLayer` > routes. A handoff applies
+/// through all of it, and a same-origin answer is still compressed and CORS-headed.
+#[tokio::test]
+async fn the_readme_stack_completes_a_handoff() {
+    use axum::{routing::post, Router};
+    use std::time::Duration;
+    use tower_amp_session::testing::Handoff;
+    use tower_amp_session::HandoffOutcome;
+    use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+
+    let amp = builder().build().unwrap();
+    let csrf = amp
+        .cache_origins()
+        .chain(amp.publisher_origins())
+        .try_fold(CsrfLayer::new(), |csrf, origin| {
+            csrf.add_trusted_origin(origin)
+        })
+        .unwrap();
+    let big = "{\"product_id\":1},".repeat(100);
+    let router = Router::new()
+        .route("/cart/add", post(move || async move { big }))
+        .layer(csrf)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(10),
+        ));
+    let mut app = amp
+        .wrap_router(router)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http());
+
+    let done = Handoff::post("/cart/add")
+        .form(&[("product_id", "1")])
+        .send(&amp, &mut app)
+        .await;
+    assert_eq!(done.outcome(), Some(HandoffOutcome::Applied));
+    let cookie = done.session_cookie().expect("a new session");
+
+    let req = request(
+        "POST",
+        ADD,
+        &[
+            ("origin", CACHE),
+            ("cookie", &cookie),
+            ("sec-fetch-site", "cross-site"),
+            ("accept-encoding", "gzip"),
+            ("content-type", URLENCODED),
+        ],
+        "product_id=1",
+    );
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    assert_eq!(res.headers()["access-control-allow-origin"], CACHE);
+}

@@ -120,7 +120,7 @@ async fn add(
     body: Bytes,
 ) -> Response {
     let refused = |status: StatusCode, message: String| {
-        tracing::info!(session = %session.id(), %status, error = %message, "add refused");
+        tracing::info!(session = ?session.id(), %status, error = %message, "add refused");
         (status, Json(json!({ "error": message }))).into_response()
     };
     let form = match form::read(&headers, body).await {
@@ -139,7 +139,7 @@ async fn add(
     };
     shop.stats.count_add();
     tracing::info!(
-        session = %session.id(),
+        session = ?session.id(),
         source = session.source().as_str(),
         via_handoff = session.via_handoff(),
         product_id = form.product_id,

@@ -203,6 +203,11 @@ where
     if let Ok(o) = HeaderValue::from_str(&publisher.origin) {
         h.insert(ORIGIN, o);
     }
+    // And addressed to the publisher, whatever `Host` a proxy forwarded: an inner
+    // `CsrfLayer` compares `Origin` with `Host`.
+    if let Ok(host) = HeaderValue::from_str(&publisher.authority) {
+        h.insert(HOST, host);
+    }
     if let Some(ct) = content_type {
         h.insert(CONTENT_TYPE, ct);
     }
@@ -393,7 +398,6 @@ fn check(
     let publisher = &config.publishers[index];
     let mut token = HandoffToken::open(&config.keyring, text, config.now(), config.clock_skew)
         .map_err(token_rejection)?;
-    let bound = super::binding::take_publisher(&mut token);
     let change = &token.change;
     // The mint validates the return path and falls back (field → Referer → `/`), so a
     // token with an invalid one, or one that is the handoff path (a chained handoff), was
@@ -405,7 +409,7 @@ fn check(
         .filter(|p| !config.is_layer_path(p))
         .ok_or(Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
     // Minted for another publisher origin of this layer: never applied here.
-    if bound.as_deref() != Some(&*publisher.origin) {
+    if token.publisher != *publisher.origin {
         return Err(reasons::HANDOFF_PUBLISHER.into());
     }
     let back = return_path.clone();

@@ -16,7 +16,7 @@ use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
 use crate::return_path::{return_path_from_referer, validate_return_path};
-use crate::token::{CapturedChange, MAX_TARGET_LEN};
+use crate::token::{CapturedChange, HandoffToken, MAX_TARGET_LEN};
 
 use super::*;
 
@@ -110,7 +110,7 @@ where
     let now = config.now();
     let mut nonce = [0u8; 16];
     rand::rng().fill_bytes(&mut nonce);
-    let token = super::binding::seal(
+    let token = HandoffToken::seal(
         &config.keyring,
         &publisher.origin,
         &change,

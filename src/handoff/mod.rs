@@ -12,7 +12,6 @@
 //! confirmation page; only its first-party POST applies the change.
 
 mod answers;
-mod binding;
 mod complete;
 mod mint;
 mod service;
@@ -24,7 +23,20 @@ pub(crate) use mint::mint;
 pub use service::HandoffService;
 
 /// `AMP-Redirect-To`: amp-form navigates the top window to this URL.
-pub static AMP_REDIRECT_TO: HeaderName = HeaderName::from_static("amp-redirect-to");
+///
+/// A `const`, like `http`'s own header names, so it works in a header array:
+///
+/// ```
+/// use tower_amp_session::AMP_REDIRECT_TO;
+///
+/// // An app's answer that sends the user to the cart after an add on the cache.
+/// let res = http::Response::builder()
+///     .header(AMP_REDIRECT_TO, "https://shop.example/cart")
+///     .body(())
+///     .unwrap();
+/// assert_eq!(res.headers()[AMP_REDIRECT_TO], "https://shop.example/cart");
+/// ```
+pub const AMP_REDIRECT_TO: HeaderName = HeaderName::from_static("amp-redirect-to");
 /// The query parameter that carries the token on the handoff URL.
 pub const TOKEN_PARAM: &str = "token";
 

@@ -278,6 +278,10 @@ pub fn shop_binary() -> PathBuf {
                     "build",
                     "--example",
                     "shop",
+                    // Its required features: named, so the packaged crate (without the
+                    // self dev-dependency that turns them on here) builds it too.
+                    "--features",
+                    "axum redis",
                     "--quiet",
                     "--profile",
                     profile,
