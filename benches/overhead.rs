@@ -1,30 +1,42 @@
-//! Per-request overhead of `AmpSessionLayer`, side by side with the anchors of SPEC §7.
+//! Per-request overhead of `AmpSessionLayer`, side by side with the anchors of SPEC §7 and
+//! with an "ideal" layer: hand-written code in this file that does only the required work.
 //!
-//! `cargo bench --bench overhead` prints one table from one run:
+//! `cargo bench --bench overhead` prints, from one run:
 //!
 //! * part 1: ns and heap allocations per request for every scenario, measured in interleaved
 //!   rounds on one current-thread tokio runtime (`ready().call()` on a ready service; the
 //!   requests of a batch are built before the clock starts), median over all batches;
-//! * the SPEC §7 ratios with their targets and PASS/MISS;
-//! * part 2: requests/s over loopback HTTP/1.1 (hyper) with and without the layer, driven by
-//!   `wrk` (skipped with a notice when `wrk` is not installed).
+//! * every SPEC §7 ratio with its target and PASS/MISS (the same-origin one against the
+//!   ideal layer's added cost);
+//! * part 2: requests/s over loopback HTTP/1.1 (hyper), the server pinned to core 0 and `wrk`
+//!   to core 1 (`taskset`), at least 10 interleaved rounds with and without the layer (and
+//!   with the ideal layer), median and spread of the per-round ratios (skipped with a notice
+//!   when `wrk` is not installed).
+//!
+//! Before anything is timed, every stack is checked to answer as its row claims; the ideal
+//! layer in particular must send exactly the crate's headers and find the same session on
+//! the same requests, so a drift on either side stops the bench.
 //!
 //! Environment: `AMP_BENCH_QUICK=1` shortens everything (a smoke run, numbers unreliable);
-//! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ONLY=<key>` runs one scenario in a loop for
-//! a profiler (e.g. `AMP_BENCH_ONLY=c perf record ...`).
+//! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds (at least
+//! 10 unless quick); `AMP_BENCH_ONLY=<key>` runs one scenario in a loop for a profiler (e.g.
+//! `AMP_BENCH_ONLY=c perf record ...`; with `AMP_BENCH_ITERS=<n>`, exactly n batches of 1000).
 //!
-//! No assertion here depends on timing: the bench checks only that each stack answers as
-//! expected (status, headers) before measuring it.
+//! No assertion here depends on timing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
 use std::fmt::Debug;
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::hint::black_box;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::Command;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -32,17 +44,16 @@ use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use http::header::{
     ACCEPT, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, ORIGIN, REFERER,
-    USER_AGENT, VARY,
+    ACCESS_CONTROL_EXPOSE_HEADERS, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN,
+    REFERER, SET_COOKIE, USER_AGENT, VARY,
 };
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
 use sha2::Sha256;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
 use tower_amp_session::{
-    AmpSession, AmpSessionLayer, CacheDomain, CapturedChange, FormEncoding, HandoffToken, Keyring,
-    MemoryReplayGuard, SessionId,
+    AmpSession, AmpSessionLayer, CacheDomain, Keyring, MemoryReplayGuard, RequestBody, SessionId,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -88,11 +99,12 @@ fn allocs() -> u64 {
 const PUBLISHER: &str = "https://shop.example";
 const CACHE: &str = "https://shop-example.cdn.ampproject.org";
 const CACHE_PAGE: &str = "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3";
+/// What amp-form appends to every `action-xhr` (the layer checks and removes it).
+const SOURCE_ORIGIN_QUERY: &str = "__amp_source_origin=https%3A%2F%2Fshop.example";
 const KEY: [u8; 32] = [7u8; 32];
-/// The crate's MAC purpose string (token.rs / keyring.rs), length-prefixed into the MAC.
-const PURPOSE: &[u8] = b"tower-amp-session/handoff/v1";
 const BOUNDARY: &str = "----WebKitFormBoundaryAbC123";
 const FIELDS: [(&str, &str); 3] = [("product_id", "3"), ("quantity", "2"), ("size", "M")];
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) bench";
 
 fn keyring() -> Keyring {
     Keyring::builder()
@@ -101,7 +113,7 @@ fn keyring() -> Keyring {
         .expect("valid keyring")
 }
 
-fn layer() -> AmpSessionLayer {
+fn builder() -> tower_amp_session::ConfigBuilder {
     AmpSessionLayer::builder()
         .publisher_origin(PUBLISHER)
         .keyring(keyring())
@@ -110,28 +122,26 @@ fn layer() -> AmpSessionLayer {
                 .allow_http()
                 .port(8081),
         )
-        .build()
-        .expect("valid configuration")
+        // The shop's add-to-cart: applied directly when the handoff comes from the cache page.
+        .direct_route("/cart/add")
+}
+
+fn layer() -> AmpSessionLayer {
+    builder().build().expect("valid configuration")
 }
 
 /// For the handoff: a replay guard large enough for a whole batch (a fresh layer per batch).
 fn handoff_layer() -> AmpSessionLayer {
-    AmpSessionLayer::builder()
-        .publisher_origin(PUBLISHER)
-        .keyring(keyring())
-        .cache(
-            CacheDomain::custom("cache.localhost")
-                .allow_http()
-                .port(8081),
-        )
+    builder()
         .replay_guard(MemoryReplayGuard::new(1 << 20))
         .build()
         .expect("valid configuration")
 }
 
 // ---------------------------------------------------------------------------------------------
-// Requests. Header values are `Bytes::from_static`, as cheap to clone as hyper's (which are
-// zero-copy slices of its read buffer), so no scenario pays an allocation for request bytes.
+// Requests, as browsers send them. Header values are `Bytes::from_static`, as cheap to clone
+// as hyper's (zero-copy slices of its read buffer), so no scenario pays an allocation for
+// request bytes.
 
 type Body = Full<Bytes>;
 
@@ -159,22 +169,51 @@ fn request(
     req
 }
 
-/// The request shapes, built once; `make` clones the static parts.
+fn sec_fetch(name: &'static str) -> HeaderName {
+    HeaderName::from_static(name)
+}
+
+/// The name of the session cookie the layer issues, read from its own `Set-Cookie` (so the
+/// bench follows the configuration's default, `amp_session` or `__Host-amp_session`).
+fn cookie_name(rt: &Runtime) -> String {
+    let res = rt
+        .block_on(layer().layer(bare()).oneshot(request(
+            Method::GET,
+            Uri::from_static("/"),
+            &[(HOST, "shop.example")],
+            b"",
+        )))
+        .expect("answered");
+    let set = res
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a first visit gets a cookie")
+        .to_str()
+        .expect("ascii");
+    set.split_once('=').expect("name=value").0.to_owned()
+}
+
+/// The request shapes, built once; each scenario clones the static parts.
 #[derive(Clone)]
 struct Shapes {
-    /// `Cookie` header with the session among two other cookies.
+    cookie_name: &'static str,
+    /// The session among two other cookies, as a `Cookie` header.
     cookie: &'static str,
+    session: SessionId,
     multipart_ct: &'static str,
     multipart_body: &'static [u8],
     multipart_len: &'static str,
+    urlencoded_body: &'static [u8],
+    urlencoded_len: &'static str,
+    mint_uri: &'static str,
 }
 
 impl Shapes {
-    fn new() -> Self {
-        let id = SessionId::generate();
+    fn new(cookie_name: String) -> Self {
+        let session = SessionId::generate();
         let cookie = leak(format!(
-            "_ga=GA1.2.1234567890.1700000000; amp_session={}; theme=dark",
-            id.as_str()
+            "_ga=GA1.2.1234567890.1700000000; {cookie_name}={}; theme=dark",
+            session.as_str()
         ));
         let mut body = String::new();
         for (k, v) in FIELDS {
@@ -184,41 +223,45 @@ impl Shapes {
         }
         body.push_str(&format!("--{BOUNDARY}--\r\n"));
         let len = leak(body.len().to_string());
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(FIELDS);
+        let form = form.finish();
         Shapes {
+            cookie_name: leak(cookie_name),
             cookie,
+            session,
             multipart_ct: leak(format!("multipart/form-data; boundary={BOUNDARY}")),
             multipart_body: leak(body).as_bytes(),
             multipart_len: len,
+            urlencoded_len: leak(form.len().to_string()),
+            urlencoded_body: leak(form).as_bytes(),
+            mint_uri: leak(format!("/cart/add?{SOURCE_ORIGIN_QUERY}")),
         }
     }
 
-    /// b, a: an amp-form XHR from the publisher's own page, with the session cookie.
+    /// b, a, x: an amp-list / amp-form XHR from the publisher's own page, with the cookie.
     fn same_origin(&self) -> Request<Body> {
-        request(
-            Method::GET,
-            Uri::from_static("/cart.json"),
-            &[
-                (HOST, "shop.example"),
-                (USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) bench"),
-                (ACCEPT, "application/json"),
-                (ORIGIN, PUBLISHER),
-                (COOKIE, self.cookie),
-            ],
-            b"",
-        )
+        self.xhr(PUBLISHER, "same-origin")
     }
 
     /// c, d: the same XHR from the page on the AMP cache, with the cookie (browsers that
     /// allow third-party cookies).
     fn cache(&self) -> Request<Body> {
+        self.xhr(CACHE, "cross-site")
+    }
+
+    fn xhr(&self, origin: &'static str, site: &'static str) -> Request<Body> {
         request(
             Method::GET,
             Uri::from_static("/cart.json"),
             &[
                 (HOST, "shop.example"),
-                (USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) bench"),
+                (USER_AGENT, UA),
                 (ACCEPT, "application/json"),
-                (ORIGIN, CACHE),
+                (ORIGIN, origin),
+                (sec_fetch("sec-fetch-site"), site),
+                (sec_fetch("sec-fetch-mode"), "cors"),
+                (sec_fetch("sec-fetch-dest"), "empty"),
                 (COOKIE, self.cookie),
             ],
             b"",
@@ -232,8 +275,11 @@ impl Shapes {
             Uri::from_static("/products/3"),
             &[
                 (HOST, "shop.example"),
-                (USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) bench"),
+                (USER_AGENT, UA),
                 (ACCEPT, "text/html"),
+                (sec_fetch("sec-fetch-site"), "none"),
+                (sec_fetch("sec-fetch-mode"), "navigate"),
+                (sec_fetch("sec-fetch-dest"), "document"),
             ],
             b"",
         )
@@ -241,35 +287,57 @@ impl Shapes {
 
     /// g: amp-form's POST from the cache page without the cookie (multipart, three fields).
     fn mint(&self) -> Request<Body> {
-        request(
-            Method::POST,
-            Uri::from_static("/cart/add"),
-            &[
-                (HOST, "shop.example"),
-                (USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) bench"),
-                (ACCEPT, "application/json"),
-                (ORIGIN, CACHE),
-                (REFERER, CACHE_PAGE),
-                (CONTENT_TYPE, self.multipart_ct),
-                (CONTENT_LENGTH, self.multipart_len),
-            ],
-            self.multipart_body,
+        self.mint_with(self.multipart_ct, self.multipart_len, self.multipart_body)
+    }
+
+    /// g': the same form with `enctype="application/x-www-form-urlencoded"`.
+    fn mint_urlencoded(&self) -> Request<Body> {
+        self.mint_with(
+            "application/x-www-form-urlencoded",
+            self.urlencoded_len,
+            self.urlencoded_body,
         )
     }
 
-    /// h: the top-level navigation to the handoff URL on the origin, with the cookie.
-    fn complete(&self, token: &str) -> Request<Body> {
-        let uri = Uri::from_maybe_shared(Bytes::from(format!("/_amp/handoff?token={token}")))
-            .expect("valid handoff URI");
+    fn mint_with(&self, ct: &'static str, len: &'static str, body: &'static [u8]) -> Request<Body> {
+        request(
+            Method::POST,
+            Uri::from_static(self.mint_uri),
+            &[
+                (HOST, "shop.example"),
+                (USER_AGENT, UA),
+                (ACCEPT, "application/json"),
+                (ORIGIN, CACHE),
+                (REFERER, CACHE_PAGE),
+                (sec_fetch("sec-fetch-site"), "cross-site"),
+                (sec_fetch("sec-fetch-mode"), "cors"),
+                (sec_fetch("sec-fetch-dest"), "empty"),
+                (CONTENT_TYPE, ct),
+                (CONTENT_LENGTH, len),
+            ],
+            body,
+        )
+    }
+
+    /// h: the top-level navigation amp-form starts to the handoff URL, from the cache page,
+    /// on a browser that has the first-party cookie.
+    fn complete(&self, handoff_url: &str) -> Request<Body> {
+        let pq = handoff_url
+            .strip_prefix(PUBLISHER)
+            .expect("handoff on the publisher");
+        let uri = Uri::from_maybe_shared(Bytes::from(pq.to_owned())).expect("valid handoff URI");
         request(
             Method::GET,
             uri,
             &[
                 (HOST, "shop.example"),
-                (USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) bench"),
+                (USER_AGENT, UA),
                 (ACCEPT, "text/html"),
-                (HeaderName::from_static("sec-fetch-mode"), "navigate"),
-                (HeaderName::from_static("sec-fetch-dest"), "document"),
+                (REFERER, CACHE_PAGE),
+                (sec_fetch("sec-fetch-site"), "cross-site"),
+                (sec_fetch("sec-fetch-mode"), "navigate"),
+                (sec_fetch("sec-fetch-dest"), "document"),
+                (sec_fetch("sec-fetch-user"), "?1"),
                 (COOKIE, self.cookie),
             ],
             b"",
@@ -277,30 +345,24 @@ impl Shapes {
     }
 }
 
-/// The change (g) captures and (h) replays: what the layer itself mints for `Shapes::mint`.
-fn captured_change() -> CapturedChange {
-    let mut body = form_urlencoded::Serializer::new(String::new());
-    body.extend_pairs(FIELDS);
-    CapturedChange {
-        method: Method::POST,
-        target: "/cart/add".into(),
-        encoding: FormEncoding::Multipart,
-        body: body.finish().into(),
-        return_path: "/products/3".into(),
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn fresh_token(keyring: &Keyring, change: &CapturedChange) -> String {
-    let now = unix_now();
-    let mut nonce = [0u8; 16];
-    rand::Rng::fill(&mut rand::rng(), &mut nonce);
-    HandoffToken::seal(keyring, change, now, now + 120, nonce).expect("token fits")
+/// The handoff URL (`AMP-Redirect-To`) the layer answers a mint with.
+async fn mint_url<S>(svc: &mut S, req: Request<Body>) -> String
+where
+    S: Service<Request<Body>, Response = Response<tower_amp_session::ResponseBody<Body>>>,
+    S::Error: Debug,
+{
+    let res = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(req)
+        .await
+        .expect("answered");
+    assert_eq!(res.status(), StatusCode::OK, "mint");
+    res.headers()["amp-redirect-to"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,6 +392,115 @@ fn bare<B>() -> impl Service<
 }
 
 // ---------------------------------------------------------------------------------------------
+// The ideal layer: only the required work, hand-written, no configuration beyond what the
+// work needs. It is the floor the same-origin target is measured against (SPEC §7).
+
+/// The session the ideal layer exposes: the ID and where the request came from, the size of
+/// the crate's `AmpSession`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdealSession {
+    id: SessionId,
+    from_cache: bool,
+}
+
+#[derive(Clone)]
+struct Ideal<S> {
+    inner: S,
+    /// Allowed origins as `Origin` spells them; the first is the publisher's.
+    allow: Arc<[Box<[u8]>]>,
+    cookie: Arc<str>,
+}
+
+fn ideal<S>(ours: &AmpSessionLayer, cookie: &str, inner: S) -> Ideal<S> {
+    let allow: Vec<Box<[u8]>> = std::iter::once(PUBLISHER)
+        .chain(ours.cache_origins())
+        .map(|o| o.as_bytes().into())
+        .collect();
+    Ideal {
+        inner,
+        allow: allow.into(),
+        cookie: cookie.into(),
+    }
+}
+
+/// The first value of cookie `name` that is a valid session ID.
+fn find_session(headers: &HeaderMap, name: &str) -> Option<SessionId> {
+    headers.get_all(COOKIE).iter().find_map(|v| {
+        v.as_bytes().split(|&b| b == b';').find_map(|pair| {
+            let value = pair
+                .trim_ascii_start()
+                .strip_prefix(name.as_bytes())?
+                .strip_prefix(b"=")?;
+            SessionId::parse(std::str::from_utf8(value.trim_ascii_end()).ok()?)
+        })
+    })
+}
+
+impl<S, B> Service<Request<B>> for Ideal<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = IdealFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let origin = req.headers().get(ORIGIN).and_then(|o| {
+            let i = self.allow.iter().position(|a| **a == *o.as_bytes())?;
+            Some((o.clone(), i > 0))
+        });
+        if let Some(id) = find_session(req.headers(), &self.cookie) {
+            req.extensions_mut().insert(IdealSession {
+                id,
+                from_cache: origin.as_ref().is_some_and(|(_, c)| *c),
+            });
+        }
+        IdealFuture {
+            future: self.inner.call(req),
+            origin: origin.map(|(o, _)| o),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct IdealFuture<F> {
+        #[pin]
+        future: F,
+        origin: Option<HeaderValue>,
+    }
+}
+
+impl<F, E> Future for IdealFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.future.poll(cx))?;
+        let h = res.headers_mut();
+        if let Some(origin) = this.origin.take() {
+            h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            h.insert(
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("AMP-Redirect-To"),
+            );
+        }
+        h.append(VARY, HeaderValue::from_static("Origin"));
+        Poll::Ready(Ok(res))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Measurement.
 
 /// Runs `n` requests (or operations) and returns the time they took and the allocations
@@ -341,7 +512,7 @@ type Batch = Box<dyn FnMut(&Runtime, usize) -> (Duration, u64)>;
 fn drive<S, R, F, M>(mut factory: F, mut make: M, fresh: bool) -> Batch
 where
     F: FnMut() -> S + 'static,
-    M: FnMut() -> R + 'static,
+    M: FnMut(usize) -> Vec<R> + 'static,
     S: Service<R> + 'static,
     S::Error: Debug,
 {
@@ -350,7 +521,7 @@ where
         if fresh {
             svc = factory();
         }
-        let reqs: Vec<R> = (0..n).map(|_| make()).collect();
+        let reqs = make(n);
         rt.block_on(async {
             let a0 = allocs();
             let t0 = Instant::now();
@@ -368,6 +539,11 @@ where
             (t, allocs() - a0)
         })
     })
+}
+
+/// `n` requests from `one`.
+fn each<R>(mut one: impl FnMut() -> R + 'static) -> impl FnMut(usize) -> Vec<R> + 'static {
+    move |n| (0..n).map(|_| one()).collect()
 }
 
 struct Scenario {
@@ -406,6 +582,13 @@ impl Scenario {
         ns
     }
 
+    /// The statistic every ratio uses: the 10th percentile of batch times. On a machine
+    /// shared with other work most batches are preempted or share the core; the fast tenth
+    /// is the code's own cost (the median is printed beside it).
+    fn ns(&self) -> f64 {
+        quantile(&self.samples, 0.1)
+    }
+
     fn median(&self) -> f64 {
         median(&self.samples)
     }
@@ -415,14 +598,25 @@ impl Scenario {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+fn sorted(v: &[f64]) -> Vec<f64> {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    v
+}
+
+fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+/// Linear-interpolated quantile (`q` in 0..=1).
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let v = sorted(v);
+    if v.is_empty() {
+        return f64::NAN;
     }
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
 fn loadavg() -> String {
@@ -446,9 +640,71 @@ fn cpu_model() -> String {
 // ---------------------------------------------------------------------------------------------
 // Checks that every stack does what its row claims, before anything is timed.
 
+/// An app that records the session each stack exposes: the crate's `AmpSession` or the
+/// ideal layer's `IdealSession`, as (ID, from the cache).
+fn recording<B>(
+    seen: Arc<Mutex<Vec<(SessionId, bool)>>>,
+) -> impl Service<
+    Request<B>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = Ready<Result<Response<Body>, Infallible>>,
+> + Clone {
+    tower::service_fn(move |req: Request<B>| {
+        let e = req.extensions();
+        let got = e
+            .get::<AmpSession>()
+            .map(|s| {
+                (
+                    s.id(),
+                    s.source() == tower_amp_session::RequestSource::AmpCache,
+                )
+            })
+            .or_else(|| e.get::<IdealSession>().map(|s| (s.id, s.from_cache)));
+        if let Some(got) = got {
+            seen.lock().expect("not poisoned").push(got);
+        }
+        ready(Ok::<_, Infallible>(app_response()))
+    })
+}
+
 fn check_stacks(rt: &Runtime, shapes: &Shapes) {
     rt.block_on(async {
         let ours = layer();
+
+        // The ideal layer against the crate, on the requests it is timed with.
+        for (what, make, from_cache) in [
+            (
+                "same-origin",
+                Shapes::same_origin as fn(&Shapes) -> _,
+                false,
+            ),
+            ("cache", Shapes::cache, true),
+        ] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let crate_res = ours
+                .layer(recording(seen.clone()))
+                .oneshot(make(shapes))
+                .await
+                .expect("answered");
+            let ideal_res = ideal(&ours, shapes.cookie_name, recording(seen.clone()))
+                .oneshot(make(shapes))
+                .await
+                .expect("answered");
+            assert_eq!(crate_res.status(), ideal_res.status(), "{what}: status");
+            assert_eq!(
+                crate_res.headers(),
+                ideal_res.headers(),
+                "{what}: the ideal layer must send exactly the crate's headers"
+            );
+            assert_eq!(
+                *seen.lock().expect("not poisoned"),
+                [(shapes.session, from_cache), (shapes.session, from_cache)],
+                "{what}: both find the session of the cookie"
+            );
+        }
+
+        // The crate and tower-http's CorsLayer send the same CORS headers on (c).
         let res = ours
             .layer(bare())
             .oneshot(shapes.cache())
@@ -475,7 +731,7 @@ fn check_stacks(rt: &Runtime, shapes: &Shapes) {
                 "{name}"
             );
             assert_eq!(get(&VARY), "origin", "{name}");
-            assert!(res.get("set-cookie").is_none(), "{name}");
+            assert!(res.get(SET_COOKIE).is_none(), "{name}");
         }
 
         let res = ours
@@ -483,47 +739,79 @@ fn check_stacks(rt: &Runtime, shapes: &Shapes) {
             .oneshot(shapes.first_visit())
             .await
             .expect("answered");
-        assert!(res.headers().get("set-cookie").is_some(), "ours issues");
+        assert!(res.headers().get(SET_COOKIE).is_some(), "ours issues");
         let res = sessions_service()
             .oneshot(shapes.first_visit())
             .await
             .expect("answered");
         assert!(
-            res.headers().get("set-cookie").is_some(),
+            res.headers().get(SET_COOKIE).is_some(),
             "tower-sessions issues"
         );
 
-        let res = ours
-            .layer(bare())
-            .oneshot(shapes.mint())
-            .await
-            .expect("answered");
-        assert_eq!(res.status(), StatusCode::OK, "mint");
-        let url = res.headers()["amp-redirect-to"].to_str().expect("ascii");
-        let token = url.split_once("token=").expect("token").1;
-        let opened = HandoffToken::open(&keyring(), token, unix_now(), 30).expect("valid");
-        assert_eq!(
-            opened.change,
-            captured_change(),
-            "(h) replays what (g) mints"
-        );
-
-        let token = fresh_token(&keyring(), &captured_change());
-        let res = handoff_layer()
-            .layer(bare())
-            .oneshot(shapes.complete(&token))
-            .await
-            .expect("answered");
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "complete");
-        assert_eq!(res.headers()["location"], "https://shop.example/products/3");
-        let raw = URL_SAFE_NO_PAD.decode(&token).expect("base64");
-        let (signed, tag) = raw.split_at(raw.len() - 32);
-        assert_eq!(
-            hmac_full(signed).as_slice(),
-            tag,
-            "(i) MACs the bytes (h) verifies"
-        );
+        // (g) and (g') mint; (h) completes what (g) mints: the app gets the same fields,
+        // the user lands on the cache page's path.
+        for make in [Shapes::mint as fn(&Shapes) -> _, Shapes::mint_urlencoded] {
+            let url = mint_url(&mut ours.layer(bare()), make(shapes)).await;
+            let replayed = Arc::new(Mutex::new(None));
+            let app = {
+                let replayed = replayed.clone();
+                tower::service_fn(move |req: Request<RequestBody<Body>>| {
+                    let replayed = replayed.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.expect("replayed body").to_bytes();
+                        *replayed.lock().expect("not poisoned") = Some((parts, body));
+                        Ok::<_, Infallible>(app_response())
+                    }
+                })
+            };
+            let res = handoff_layer()
+                .layer(app)
+                .oneshot(shapes.complete(&url))
+                .await
+                .expect("answered");
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "complete");
+            assert_eq!(res.headers()[LOCATION], "https://shop.example/products/3");
+            let (parts, body) = replayed
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .expect("the app was called");
+            assert_eq!(parts.method, Method::POST);
+            assert_eq!(parts.uri.path(), "/cart/add");
+            let fields = fields_of(
+                parts
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                &body,
+            )
+            .await;
+            assert_eq!(fields, FIELDS.map(|(k, v)| (k.to_owned(), v.to_owned())));
+            let session = parts.extensions.get::<AmpSession>().expect("session");
+            assert_eq!(session.id(), shapes.session, "the cookie's session");
+        }
     });
+}
+
+/// The fields of a replayed form, either encoding.
+async fn fields_of(content_type: Option<&str>, body: &Bytes) -> Vec<(String, String)> {
+    let ct = content_type.unwrap_or("");
+    if let Ok(boundary) = multer::parse_boundary(ct) {
+        let stream = futures_util::stream::once(ready(Ok::<_, Infallible>(body.clone())));
+        let mut m = multer::Multipart::new(stream, boundary);
+        let mut out = Vec::new();
+        while let Some(f) = m.next_field().await.expect("multipart") {
+            let name = f.name().unwrap_or("").to_owned();
+            out.push((name, f.text().await.expect("text")));
+        }
+        out
+    } else {
+        form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,12 +856,10 @@ struct FakeSession(#[allow(dead_code)] [u64; 3]);
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// One complete HMAC-SHA256 (key schedule included) over what a token's MAC covers.
-fn hmac_full(signed: &[u8]) -> [u8; 32] {
+/// One complete HMAC-SHA256 (key schedule included) over `bytes`.
+fn hmac_full(bytes: &[u8]) -> [u8; 32] {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&KEY).expect("any key length");
-    mac.update(&[PURPOSE.len() as u8]);
-    mac.update(PURPOSE);
-    mac.update(signed);
+    mac.update(bytes);
     mac.finalize().into_bytes().into()
 }
 
@@ -585,19 +871,36 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
     v.push(Scenario::new(
         "a",
         "bare service_fn (baseline), same-origin XHR",
-        drive(bare::<Body>, move || s.same_origin(), false),
+        drive(bare::<Body>, each(move || s.same_origin()), false),
+    ));
+    let s = shapes.clone();
+    v.push(Scenario::new(
+        "x",
+        "ideal layer (hand-written floor), same as (b)",
+        drive(
+            move || ideal(&layer(), shapes_cookie(&s), bare::<Body>()),
+            each({
+                let s = shapes.clone();
+                move || s.same_origin()
+            }),
+            false,
+        ),
     ));
     let s = shapes.clone();
     v.push(Scenario::new(
         "b",
         "layer: same-origin XHR with session cookie",
-        drive(|| layer().layer(bare()), move || s.same_origin(), false),
+        drive(
+            || layer().layer(bare()),
+            each(move || s.same_origin()),
+            false,
+        ),
     ));
     let s = shapes.clone();
     v.push(Scenario::new(
         "c",
         "layer: AMP-cache XHR with cookie (classify + CORS)",
-        drive(|| layer().layer(bare()), move || s.cache(), false),
+        drive(|| layer().layer(bare()), each(move || s.cache()), false),
     ));
     let s = shapes.clone();
     v.push(Scenario::new(
@@ -605,7 +908,7 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
         "tower-http CorsLayer, same headers as (c)",
         drive(
             || cors_layer(&layer()).layer(bare()),
-            move || s.cache(),
+            each(move || s.cache()),
             false,
         ),
     ));
@@ -620,7 +923,7 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
                     ready(Ok::<_, Infallible>(app_response()))
                 }))
             },
-            move || s.first_visit(),
+            each(move || s.first_visit()),
             false,
         ),
     ));
@@ -628,46 +931,64 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
     v.push(Scenario::new(
         "f",
         "tower-sessions + MemoryStore: new session issued",
-        drive(sessions_service, move || s.first_visit(), true),
+        drive(sessions_service, each(move || s.first_visit()), true),
     ));
     let s = shapes.clone();
     v.push(Scenario::new(
         "g",
         "layer: mint (cache POST, multipart, 3 fields)",
-        drive(|| layer().layer(bare()), move || s.mint(), false),
+        drive(|| layer().layer(bare()), each(move || s.mint()), false),
     ));
     let s = shapes.clone();
-    let ring = keyring();
-    let change = captured_change();
+    v.push(Scenario::new(
+        "g'",
+        "layer: mint (cache POST, urlencoded, 3 fields)",
+        drive(
+            || layer().layer(bare()),
+            each(move || s.mint_urlencoded()),
+            false,
+        ),
+    ));
+    // (h) completes handoffs minted by the layer itself before the clock starts, one fresh
+    // link per request (each is single-use), on a runtime of its own.
+    let s = shapes.clone();
+    let minter = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut mint_svc = layer().layer(bare::<RequestBody<Body>>());
     v.push(Scenario::new(
         "h",
-        "layer: complete (handoff GET, fresh token)",
+        "layer: complete (handoff GET from the cache page)",
         drive(
             || handoff_layer().layer(bare()),
-            move || s.complete(&fresh_token(&ring, &change)),
+            move |n| {
+                minter.block_on(async {
+                    let mut out = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        out.push(s.complete(&mint_url(&mut mint_svc, s.mint()).await));
+                    }
+                    out
+                })
+            },
             true,
         ),
     ));
-    let token = fresh_token(&keyring(), &captured_change());
-    let raw = URL_SAFE_NO_PAD.decode(&token).expect("base64");
-    let signed: Vec<u8> = raw[..raw.len() - 32].to_vec();
-    let signed_i = signed.clone();
+    let token = token_bytes(shapes);
+    let token_i = token.clone();
     v.push(Scenario::new(
         "i",
-        "floor: one HMAC-SHA256 over the token bytes of (h)",
+        "floor: one HMAC-SHA256 over the token of (h)",
         Box::new(move |_rt: &Runtime, n: usize| {
             let a0 = allocs();
             let t0 = Instant::now();
             for _ in 0..n {
-                black_box(hmac_full(black_box(&signed_i)));
+                black_box(hmac_full(black_box(&token_i)));
             }
             (t0.elapsed(), allocs() - a0)
         }),
     ));
-    // Informational: the same MAC from a keyed state prepared once (what the keyring does).
-    let mut keyed = <HmacSha256 as KeyInit>::new_from_slice(&KEY).expect("any key length");
-    keyed.update(&[PURPOSE.len() as u8]);
-    keyed.update(PURPOSE);
+    // Informational: the same MAC from a keyed state prepared once (what a keyring can do).
+    let keyed = <HmacSha256 as KeyInit>::new_from_slice(&KEY).expect("any key length");
     v.push(Scenario::new(
         "i'",
         "  (info) same MAC from a pre-keyed state",
@@ -676,11 +997,24 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
             let t0 = Instant::now();
             for _ in 0..n {
                 let mut mac = keyed.clone();
-                mac.update(black_box(&signed));
+                mac.update(black_box(&token));
                 black_box(mac.finalize());
             }
             (t0.elapsed(), allocs() - a0)
         }),
+    ));
+    let s = shapes.clone();
+    v.push(Scenario::new(
+        "x'",
+        "  (info) ideal layer, same as (c)",
+        drive(
+            move || ideal(&layer(), shapes_cookie(&s), bare::<Body>()),
+            each({
+                let s = shapes.clone();
+                move || s.cache()
+            }),
+            false,
+        ),
     ));
     let s = shapes.clone();
     v.push(Scenario::new(
@@ -695,7 +1029,7 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
                     ready(Ok::<_, Infallible>(app_response()))
                 })
             },
-            move || s.same_origin(),
+            each(move || s.same_origin()),
             false,
         ),
     ));
@@ -705,15 +1039,32 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
         "  (info) layer: navigation with cookie, no Origin",
         drive(
             || layer().layer(bare()),
-            move || {
+            each(move || {
                 let mut r = s.same_origin();
                 r.headers_mut().remove(ORIGIN);
                 r
-            },
+            }),
             false,
         ),
     ));
     v
+}
+
+fn shapes_cookie(s: &Shapes) -> &'static str {
+    s.cookie_name
+}
+
+/// The bytes of one token the layer mints for (g) (base64url-decoded).
+fn token_bytes(shapes: &Shapes) -> Vec<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let url = rt.block_on(mint_url(
+        &mut layer().layer(bare::<RequestBody<Body>>()),
+        shapes.mint(),
+    ));
+    let token = url.split_once("token=").expect("token").1;
+    URL_SAFE_NO_PAD.decode(token).expect("base64url token")
 }
 
 struct Plan {
@@ -734,9 +1085,9 @@ fn micro(rt: &Runtime, shapes: &Shapes, plan: &Plan) -> Vec<Scenario> {
             ns = ns.min(s.run(rt, 500, false));
         }
         let per_batch = plan.batch_time.as_nanos() as f64 / ns.max(1.0);
-        s.n = (per_batch as usize).clamp(50, 20_000);
+        s.n = (per_batch as usize).clamp(20, 20_000);
         let per_round = plan.round_time.as_nanos() as f64 / (s.n as f64 * ns.max(1.0));
-        s.batches = (per_round.ceil() as usize).clamp(2, 50);
+        s.batches = (per_round.ceil() as usize).clamp(4, 400);
     }
     for round in 0..plan.rounds {
         // Rotate the order so no scenario always follows the same neighbour.
@@ -756,90 +1107,106 @@ fn get<'a>(all: &'a [Scenario], key: &str) -> &'a Scenario {
     all.iter().find(|s| s.key == key).expect("scenario")
 }
 
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+fn target_row(what: &str, value: String, target: &str, pass: bool) {
+    println!(
+        "  {:<50} {:>14}   target {:<8} {}",
+        what,
+        value,
+        target,
+        verdict(pass)
+    );
+}
+
 fn print_micro(all: &[Scenario]) {
     println!();
     println!(
-        "{:<4} {:<52} {:>10} {:>9} {:>9}",
-        "row", "scenario", "ns/req", "+ns vs a", "allocs/req"
+        "{:<4} {:<50} {:>8} {:>9} {:>8} {:>7}",
+        "row", "scenario", "ns p10", "+ns vs a", "median", "allocs"
     );
-    let a = get(all, "a").median();
+    let a = get(all, "a").ns();
     for s in all {
-        let m = s.median();
+        let m = s.ns();
         let delta = if s.key.starts_with('i') || s.key == "a" {
-            String::from("")
+            String::new()
         } else {
             format!("{:+.0}", m - a)
         };
         println!(
-            "{:<4} {:<52} {:>10.0} {:>9} {:>9.1}",
+            "{:<4} {:<50} {:>8.0} {:>9} {:>8.0} {:>7.1}",
             s.key,
             s.what,
             m,
             delta,
+            s.median(),
             s.allocs_per_op()
         );
     }
-    let m = |k| get(all, k).median();
-    let (a, b, c, d, e, f, g, h, i) = (
-        m("a"),
-        m("b"),
-        m("c"),
-        m("d"),
-        m("e"),
-        m("f"),
-        m("g"),
-        m("h"),
-        m("i"),
-    );
+    println!("(ns p10: 10th percentile of per-batch ns/req; ratios below use it)");
+    let m = |k| get(all, k).ns();
+    let (x, b, c, d, e, f) = (m("x"), m("b"), m("c"), m("d"), m("e"), m("f"));
+    let (g, gu, h, i) = (m("g"), m("g'"), m("h"), m("i"));
     println!();
-    println!("SPEC §7 targets:");
-    let row = |what: &str, value: String, target: &str, pass: bool| {
-        println!(
-            "  {:<44} {:>12}   target {:<10} {}",
-            what,
-            value,
-            target,
-            if pass { "PASS" } else { "MISS" }
-        );
-    };
-    row(
-        "b − a  (same-origin with cookie, added)",
-        format!("{:.0} ns", b - a),
-        "≤ 150 ns",
-        b - a <= 150.0,
+    println!("SPEC §7 targets (this run):");
+    let r = (b - a) / (x - a);
+    target_row(
+        "(b − a)/(x − a)  same-origin added, vs the ideal",
+        format!("{r:.2}x"),
+        "≤ 1.15x",
+        r <= 1.15,
     );
-    let r = (c - a) / (d - a);
-    row(
-        "(c − a)/(d − a)  (ours vs CorsLayer)",
-        format!("{r:.2} ({:.1}x)", 1.0 / r),
-        "≤ 0.50",
-        (0.0..=0.5).contains(&r),
+    let r = (d - a) / (c - a);
+    target_row(
+        "(d − a)/(c − a)  CorsLayer added, vs ours (c)",
+        format!("{r:.2}x"),
+        "≥ 2.2x",
+        r >= 2.2,
     );
-    let r = (e - a) / (f - a);
-    row(
-        "(e − a)/(f − a)  (ours vs tower-sessions)",
-        format!("{r:.2} ({:.1}x)", 1.0 / r),
-        "≤ 0.25",
-        (0.0..=0.25).contains(&r),
+    let r = (f - a) / (e - a);
+    target_row(
+        "(f − a)/(e − a)  tower-sessions issuing, vs ours",
+        format!("{r:.1}x"),
+        "≥ 7x",
+        r >= 7.0,
     );
-    row(
-        "g / i  (mint vs one HMAC)",
+    target_row(
+        "g / i  mint multipart, in HMACs",
         format!("{:.2}", g / i),
-        "≤ 4",
-        g / i <= 4.0,
+        "≤ 12",
+        g / i <= 12.0,
     );
-    row(
-        "h / i  (complete vs one HMAC)",
-        format!("{:.2}", h / i),
+    target_row(
+        "g' / i  mint urlencoded, in HMACs",
+        format!("{:.2}", gu / i),
         "≤ 4",
-        h / i <= 4.0,
+        gu / i <= 4.0,
+    );
+    target_row(
+        "h / i  complete, in HMACs",
+        format!("{:.2}", h / i),
+        "≤ 6",
+        h / i <= 6.0,
+    );
+    println!(
+        "  (info) ideal on (c): {:+.0} ns; ours (c) over the ideal: {:.2}x",
+        m("x'") - a,
+        (c - a) / (m("x'") - a)
     );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Part 2: loopback HTTP with wrk.
+// Part 2: loopback HTTP with wrk, the server in a child process pinned to core 0.
 
 type HyperBody = hyper::body::Incoming;
+
+const SERVE_ENV: &str = "AMP_BENCH_SERVE";
 
 fn serve<S, RB>(rt: &Runtime, svc: S) -> SocketAddr
 where
@@ -872,8 +1239,39 @@ where
     addr
 }
 
-fn wrk(addr: SocketAddr, secs: u64, cookie: &str) -> Option<f64> {
-    let out = Command::new("wrk")
+/// The child process: three servers on one current-thread runtime (one core); prints their
+/// addresses, serves until its stdin closes (the bench ended or died).
+fn serve_main(cookie: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ours = layer();
+    let plain = serve(&rt, bare::<HyperBody>());
+    let layered = serve(&rt, ours.layer(bare::<RequestBody<HyperBody>>()));
+    let floor = serve(&rt, ideal(&ours, cookie, bare::<HyperBody>()));
+    println!("{plain} {layered} {floor}");
+    std::thread::spawn(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        std::process::exit(0);
+    });
+    rt.block_on(std::future::pending::<()>());
+}
+
+/// `prog args...`, pinned to `core` with taskset when `pin`.
+fn pinned(pin: bool, core: &str, prog: &std::ffi::OsStr) -> Command {
+    if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", core]).arg(prog);
+        c
+    } else {
+        Command::new(prog)
+    }
+}
+
+fn wrk(pin: bool, addr: SocketAddr, secs: u64, cookie: &str) -> Option<f64> {
+    let out = pinned(pin, "1", "wrk".as_ref())
         .args(["-t1", "-c32", &format!("-d{secs}s")])
         .args(["-H", &format!("Origin: {PUBLISHER}")])
         .args(["-H", &format!("Cookie: {cookie}")])
@@ -887,6 +1285,47 @@ fn wrk(addr: SocketAddr, secs: u64, cookie: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Closing stdin ends it; kill in case it hangs.
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(pin: bool, cookie: &str) -> Option<(Server, [SocketAddr; 3])> {
+    let exe = std::env::current_exe().ok()?;
+    let mut child = pinned(pin, "0", exe.as_os_str())
+        .env(SERVE_ENV, cookie)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).ok()?;
+    let addrs: Vec<SocketAddr> = line
+        .split_whitespace()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    Some((server, addrs.try_into().ok()?))
+}
+
+fn spread(v: &[f64]) -> String {
+    format!(
+        "median {:.3}  IQR {:.3}–{:.3}  min–max {:.3}–{:.3}",
+        median(v),
+        quantile(v, 0.25),
+        quantile(v, 0.75),
+        quantile(v, 0.0),
+        quantile(v, 1.0)
+    )
+}
+
 fn http_part(shapes: &Shapes, quick: bool) {
     println!();
     println!("HTTP/1.1 over loopback (hyper, same-origin GET with cookie; wrk -t1 -c32):");
@@ -894,59 +1333,93 @@ fn http_part(shapes: &Shapes, quick: bool) {
         println!("  wrk not found: skipped (apt-get install -y wrk)");
         return;
     }
-    // The servers get their own thread and current-thread runtime; wrk gets the other core.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let plain = serve(&rt, bare::<HyperBody>());
-        let layered = serve(
-            &rt,
-            layer().layer(bare::<tower_amp_session::RequestBody<HyperBody>>()),
-        );
-        tx.send((plain, layered)).expect("main thread waits");
-        rt.block_on(std::future::pending::<()>());
-    });
-    let (plain, layered) = rx.recv().expect("servers started");
-    let secs = if quick { 1 } else { 3 };
-    let rounds = if quick { 1 } else { 3 };
-    let _ = wrk(plain, 1, shapes.cookie);
-    let _ = wrk(layered, 1, shapes.cookie);
-    let (mut p, mut l) = (Vec::new(), Vec::new());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = cores >= 2
+        && Command::new("taskset")
+            .args(["-c", "1", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if pin {
+        println!("  server: one thread pinned to core 0; wrk: pinned to core 1 (taskset)");
+    } else {
+        println!("  NOTICE: taskset or a second core missing: not pinned, ratios unreliable");
+    }
+    let Some((_server, [plain, layered, floor])) = start_server(pin, shapes.cookie_name) else {
+        println!("  could not start the server process: skipped");
+        return;
+    };
+    let rounds = std::env::var("AMP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 2 } else { 10 })
+        .max(if quick { 1 } else { 10 });
+    let secs = if quick { 1 } else { 2 };
+    println!(
+        "  {rounds} interleaved rounds of {secs} s per server (order rotates), load average at start: {}",
+        loadavg()
+    );
+    for addr in [plain, layered, floor] {
+        let _ = wrk(pin, addr, 1, shapes.cookie);
+    }
+    let (mut p, mut l, mut x) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rl, mut rx) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        // ABBA order: neither server always goes first.
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for with_layer in order {
-            let addr = if with_layer { layered } else { plain };
-            match wrk(addr, secs, shapes.cookie) {
-                Some(rps) if with_layer => l.push(rps),
-                Some(rps) => p.push(rps),
+        let mut got = [0.0f64; 3];
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            let addr = [plain, layered, floor][which];
+            match wrk(pin, addr, secs, shapes.cookie) {
+                Some(rps) => got[which] = rps,
                 None => {
                     println!("  wrk gave no result: skipped");
                     return;
                 }
             }
         }
+        p.push(got[0]);
+        l.push(got[1]);
+        x.push(got[2]);
+        rl.push(got[1] / got[0]);
+        rx.push(got[2] / got[0]);
     }
-    let (p, l) = (median(&p), median(&l));
-    println!("  without layer  {p:>10.0} req/s");
-    println!("  with layer     {l:>10.0} req/s");
     println!(
-        "  ratio with/without {:.3}   target ≥ 0.95  {}",
-        l / p,
-        if l / p >= 0.95 { "PASS" } else { "MISS" }
+        "  without layer   {:>9.0} req/s (median; min–max {:.0}–{:.0})",
+        median(&p),
+        quantile(&p, 0.0),
+        quantile(&p, 1.0)
+    );
+    println!(
+        "  with layer      {:>9.0} req/s (median; min–max {:.0}–{:.0})",
+        median(&l),
+        quantile(&l, 0.0),
+        quantile(&l, 1.0)
+    );
+    println!(
+        "  ideal layer     {:>9.0} req/s (median; min–max {:.0}–{:.0})",
+        median(&x),
+        quantile(&x, 0.0),
+        quantile(&x, 1.0)
+    );
+    println!("  per-round ratio with/without:  {}", spread(&rl));
+    println!("  per-round ratio ideal/without: {}", spread(&rx));
+    println!("  load average at end of HTTP part: {}", loadavg());
+    println!();
+    println!("SPEC §7 target (HTTP):");
+    target_row(
+        "with/without layer, median of per-round ratios",
+        format!("{:.3}", median(&rl)),
+        "≥ 0.96",
+        median(&rl) >= 0.96,
     );
 }
 
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
+    if let Ok(cookie) = std::env::var(SERVE_ENV) {
+        serve_main(&cookie);
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: run a smoke pass then.
     let args: Vec<String> = std::env::args().collect();
     let as_test = !args.iter().any(|a| a == "--bench");
@@ -955,7 +1428,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let shapes = Shapes::new();
+    let shapes = Shapes::new(cookie_name(&rt));
     check_stacks(&rt, &shapes);
 
     if let Ok(key) = std::env::var("AMP_BENCH_ONLY") {
@@ -969,10 +1442,17 @@ fn main() {
             .iter_mut()
             .find(|s| s.key == key)
             .expect("known scenario key");
+        // AMP_BENCH_ITERS=<n>: exactly n batches of 1000 instead (for instruction counts:
+        // `valgrind --tool=callgrind` at two n, the difference per request is exact).
+        let iters: Option<usize> = std::env::var("AMP_BENCH_ITERS")
+            .ok()
+            .and_then(|s| s.parse().ok());
         let end = Instant::now() + Duration::from_secs(secs);
         let mut last = 0.0;
-        while Instant::now() < end {
+        let mut done = 0;
+        while iters.map_or(Instant::now() < end, |n| done < n) {
             last = s.run(&rt, 1000, true);
+            done += 1;
         }
         println!(
             "{key}: last batch {last:.0} ns/op, {:.1} allocs/op",
@@ -990,7 +1470,8 @@ fn main() {
     } else {
         Plan {
             rounds: 10,
-            batch_time: Duration::from_millis(2),
+            // Short batches: most fit in one scheduler time slice on a busy machine.
+            batch_time: Duration::from_micros(250),
             round_time: Duration::from_millis(80),
         }
     };
@@ -1002,12 +1483,13 @@ fn main() {
         loadavg()
     );
     println!(
-        "{} interleaved rounds, current-thread tokio runtime, ready().call(), median of batches",
-        plan.rounds
+        "session cookie: {}; {} interleaved rounds, current-thread tokio runtime, ready().call(), batches of ~250 µs",
+        shapes.cookie_name, plan.rounds
     );
     let t0 = Instant::now();
     let all = micro(&rt, &shapes, &plan);
     print_micro(&all);
+    println!("  load average after part 1: {}", loadavg());
     if !as_test && std::env::var_os("AMP_BENCH_NO_HTTP").is_none() {
         http_part(&shapes, quick);
     }

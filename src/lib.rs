@@ -134,6 +134,7 @@ mod future;
 mod handoff;
 mod keyring;
 mod layer;
+mod query;
 mod reject;
 mod replay;
 #[cfg(feature = "redis")]

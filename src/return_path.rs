@@ -100,9 +100,65 @@ pub fn validate_return_path(
     candidate: &str,
     publisher_origin: &Url,
 ) -> Result<String, ReturnPathError> {
-    if !matches!(publisher_origin.scheme(), "http" | "https")
-        || publisher_origin.host_str().is_none()
-    {
+    if !is_http_origin(publisher_origin) {
+        return Err(ReturnPathError::InvalidOrigin);
+    }
+    // The usual return path (`/products/3?x=1`) is its own normal form: no WHATWG parse.
+    if is_plain_path(candidate.as_bytes()) {
+        return Ok(candidate.to_owned());
+    }
+    validate_general(candidate, publisher_origin)
+}
+
+/// An http(s) origin with a host: the only kind a return path is resolved against.
+fn is_http_origin(origin: &Url) -> bool {
+    matches!(origin.scheme(), "http" | "https") && origin.host_str().is_some()
+}
+
+/// Bytes a WHATWG parser leaves as they are in the path and the query of an http(s) URL,
+/// and that need no decoding: ASCII letters and digits, `-._~`, the sub-delimiters but `'`
+/// (which the query percent-encodes), `:`, `@`, `/` and `?`. Not `%`, `#`, `\`, quotes, `<>`,
+/// `` ` ``, `{}`, `|`, `^`, `[]`, space or controls.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let extra = b"-._~!$&()*+,;=:@/?";
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether `p` is a return path in normal form that every check accepts as it is: at most
+/// [`MAX_RETURN_PATH_LEN`] [`PLAIN`] bytes, one leading `/`, and no `.` or `..` segment
+/// before the query (the only thing resolution would change). Nothing to decode (no `%`),
+/// no fragment (no `#`): [`validate_general`] returns such a path unchanged (a property test
+/// holds them equal on random inputs).
+fn is_plain_path(p: &[u8]) -> bool {
+    if p.len() > MAX_RETURN_PATH_LEN || !is_single_slash_path(p) {
+        return false;
+    }
+    // Branch-free so it vectorizes.
+    let plain = p.iter().fold(true, |ok, &b| ok & PLAIN[b as usize]);
+    if !plain {
+        return false;
+    }
+    let path = p.split(|&b| b == b'?').next().unwrap_or_default();
+    !path
+        .split(|&b| b == b'/')
+        .any(|seg| seg == b"." || seg == b"..")
+}
+
+/// [`validate_return_path`] without the fast path: the WHATWG resolution and every check.
+fn validate_general(candidate: &str, publisher_origin: &Url) -> Result<String, ReturnPathError> {
+    if !is_http_origin(publisher_origin) {
         return Err(ReturnPathError::InvalidOrigin);
     }
     if candidate.is_empty() {
@@ -209,6 +265,19 @@ pub fn return_path_from_referer(
     publisher_origin: &Url,
     cache_host_matches: impl Fn(&str) -> bool,
 ) -> Option<String> {
+    match PlainReferer::parse(referer) {
+        Some(plain) => from_referer_parts(&plain.parts(), publisher_origin, cache_host_matches),
+        None => referer_general(referer, publisher_origin, cache_host_matches),
+    }
+}
+
+/// [`return_path_from_referer`] without the fast path: the `Referer` parsed by the WHATWG
+/// URL parser.
+fn referer_general(
+    referer: &str,
+    publisher_origin: &Url,
+    cache_host_matches: impl Fn(&str) -> bool,
+) -> Option<String> {
     let referer = Url::parse(referer).ok()?;
     if !matches!(referer.scheme(), "http" | "https")
         || !referer.username().is_empty()
@@ -216,21 +285,54 @@ pub fn return_path_from_referer(
     {
         return None;
     }
+    let host = referer.host_str()?;
+    let authority = match referer.port() {
+        Some(port) => std::borrow::Cow::Owned(format!("{host}:{port}")),
+        None => std::borrow::Cow::Borrowed(host),
+    };
+    let parts = RefererParts {
+        scheme: referer.scheme(),
+        host,
+        port: referer.port_or_known_default(),
+        authority: &authority,
+        path: referer.path(),
+        query: referer.query(),
+    };
+    from_referer_parts(&parts, publisher_origin, cache_host_matches)
+}
 
-    let candidate = if referer.origin() == publisher_origin.origin() {
-        referer.path().to_owned()
+/// What [`return_path_from_referer`] needs of a parsed http(s) `Referer` without userinfo.
+#[derive(Debug, PartialEq, Eq)]
+struct RefererParts<'a> {
+    scheme: &'a str,
+    /// As the WHATWG parser serializes it (lowercase, IDNA applied).
+    host: &'a str,
+    /// The port, or the scheme's default.
+    port: Option<u16>,
+    /// `host`, with `:port` unless it is the scheme's default.
+    authority: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+fn from_referer_parts(
+    referer: &RefererParts<'_>,
+    publisher_origin: &Url,
+    cache_host_matches: impl Fn(&str) -> bool,
+) -> Option<String> {
+    // Tuple origins compare scheme, host and port (default ports filled in).
+    let same_origin = referer.scheme == publisher_origin.scheme()
+        && Some(referer.host) == publisher_origin.host_str()
+        && referer.port == publisher_origin.port_or_known_default();
+    let mut candidate = if same_origin {
+        referer.path.to_owned()
     } else {
-        let mut host_with_port = referer.host_str()?.to_owned();
-        if let Some(port) = referer.port() {
-            host_with_port.push(':');
-            host_with_port.push_str(&port.to_string());
-        }
-        if !cache_host_matches(&host_with_port) {
+        if !cache_host_matches(referer.authority) {
             return None;
         }
         // The `s/` flag is not compared: caches in local testing serve http origins under
         // `/c/s/` too, and the host (with port) is what ties the page to this publisher.
-        let (host, _https, rest) = publisher_path_from_cache_path(referer.path())?;
+        let (host, _https, rest) = publisher_path_from_cache_path(referer.path)?;
         let scheme = publisher_origin.scheme();
         // Parsing `scheme://host/` compares the way origins compare: case,
         // default ports and IDNA are normalized by the URL parser.
@@ -248,17 +350,104 @@ pub fn return_path_from_referer(
             rest.to_owned()
         }
     };
-
-    let mut candidate = candidate;
-    if let Some(query) = referer.query() {
+    if let Some(query) = referer.query {
         candidate.push('?');
         candidate.push_str(query);
     }
     validate_return_path(&candidate, publisher_origin).ok()
 }
 
+/// A `Referer` the WHATWG parser would leave exactly as it is, split without it: `http://`
+/// or `https://` (lowercase), a host of lowercase ASCII labels (letters, digits, `-`; none
+/// empty, none `xn--`, the last one starting with a letter so it is never read as an IPv4
+/// number), an optional port that is not the default (no leading zero), then nothing or a
+/// [`is_plain_path`]-style path and query (no `%`, no `#`, no dot segment). Anything else is
+/// left to the parser (a property test holds the two equal on random inputs).
+struct PlainReferer<'a> {
+    https: bool,
+    host: &'a str,
+    port: Option<u16>,
+    authority: &'a str,
+    path_and_query: &'a str,
+}
+
+impl<'a> PlainReferer<'a> {
+    fn parse(referer: &'a str) -> Option<Self> {
+        let (https, rest) = match referer.strip_prefix("https://") {
+            Some(rest) => (true, rest),
+            None => (false, referer.strip_prefix("http://")?),
+        };
+        let end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path_and_query) = rest.split_at(end);
+        let (host, port) = match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        if !is_plain_host(host.as_bytes()) {
+            return None;
+        }
+        let port = match port {
+            None => None,
+            Some(p) => {
+                let ok = (1..=5).contains(&p.len())
+                    && !p.starts_with('0')
+                    && p.bytes().all(|b| b.is_ascii_digit());
+                let n: u16 = if ok { p.parse().ok()? } else { return None };
+                if n == if https { 443 } else { 80 } {
+                    return None;
+                }
+                Some(n)
+            }
+        };
+        if !path_and_query.is_empty() && !is_plain_path(path_and_query.as_bytes()) {
+            return None;
+        }
+        Some(PlainReferer {
+            https,
+            host,
+            port,
+            authority,
+            path_and_query,
+        })
+    }
+
+    fn parts(&self) -> RefererParts<'a> {
+        let (path, query) = match self.path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None if self.path_and_query.is_empty() => ("/", None),
+            None => (self.path_and_query, None),
+        };
+        RefererParts {
+            scheme: if self.https { "https" } else { "http" },
+            host: self.host,
+            port: Some(self.port.unwrap_or(if self.https { 443 } else { 80 })),
+            authority: self.authority,
+            path,
+            query,
+        }
+    }
+}
+
+/// Lowercase ASCII labels of letters, digits and `-`, none empty, none starting with `xn--`
+/// (punycode, which IDNA checks), the last starting with a letter (never an IPv4 number).
+fn is_plain_host(host: &[u8]) -> bool {
+    let mut last_first = 0u8;
+    for label in host.split(|&b| b == b'.') {
+        let ok = !label.is_empty()
+            && !label.starts_with(b"xn--")
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return false;
+        }
+        last_first = label[0];
+    }
+    last_first.is_ascii_lowercase()
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn shop() -> Url {
@@ -683,6 +872,235 @@ mod tests {
                 "{s}"
             );
             assert_eq!(s, s.to_lowercase(), "{s}");
+        }
+    }
+
+    // Differential tests of the fast paths against the general code (SPEC section 7: fast
+    // paths only where a differential test holds them equal on many random inputs).
+
+    /// Cases per differential property: 4 096 by default (seconds in a debug build);
+    /// `AMP_DIFF_CASES=200000 cargo test --release --lib fast_` for a long run.
+    pub(crate) fn diff_cases() -> proptest::prelude::ProptestConfig {
+        let cases = std::env::var("AMP_DIFF_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(4096);
+        proptest::prelude::ProptestConfig::with_cases(cases)
+    }
+
+    /// Path pieces near the edge of the fast path: every plain byte class, dot segments,
+    /// and bytes it leaves to the parser.
+    const PATH_PIECES: &[&str] = &[
+        "/",
+        "/",
+        "a",
+        "Z",
+        "9",
+        "-",
+        ".",
+        "..",
+        "_",
+        "~",
+        "!",
+        "$",
+        "&",
+        "'",
+        "(",
+        ")",
+        "*",
+        "+",
+        ",",
+        ";",
+        "=",
+        ":",
+        "@",
+        "?",
+        "#",
+        "%",
+        "%2e",
+        "%2F",
+        "%41",
+        "\\",
+        "\"",
+        "<",
+        ">",
+        "`",
+        "{",
+        "}",
+        "|",
+        "^",
+        "[",
+        "]",
+        " ",
+        "\t",
+        "\n",
+        "\u{7f}",
+        "\u{e9}",
+        "//",
+        "/./",
+        "/../",
+        "/.",
+        "/..",
+        "shop.example",
+        "evil.com",
+    ];
+
+    fn path_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop::collection::vec(prop::sample::select(PATH_PIECES), 0..12)
+                .prop_map(|v| v.concat()),
+            "/[-a-zA-Z0-9._~!$&'()*+,;=:@/?]{0,30}",
+            "/[ -~]{0,30}",
+            any::<String>(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(diff_cases())]
+
+        /// The fast path answers exactly what the WHATWG resolution and every check answer.
+        #[test]
+        fn fast_return_path_agrees_with_the_general_code(c in path_like()) {
+            for origin in [shop(), local()] {
+                let general = validate_general(&c, &origin);
+                if is_plain_path(c.as_bytes()) {
+                    proptest::prop_assert_eq!(general.as_deref(), Ok(c.as_str()), "{:?}", c);
+                }
+                proptest::prop_assert_eq!(validate_return_path(&c, &origin), general, "{:?}", c);
+            }
+        }
+    }
+
+    /// Scheme and authority pieces for `Referer`s: plain ones, and every way out of the fast
+    /// path (case, IDNA, numbers, default and odd ports, userinfo, IPv6, empty labels).
+    const AUTHORITIES: &[&str] = &[
+        "https://shop-example.cdn.ampproject.org",
+        "https://shop-localhost.cdn.ampproject.org",
+        "http://shop-example.cache.localhost:8081",
+        "https://shop.example",
+        "http://shop.localhost:8080",
+        "https://shop.example:443",
+        "http://shop.example:80",
+        "https://shop.example:8443",
+        "https://shop.example:08443",
+        "https://shop.example:0",
+        "https://shop.example:",
+        "https://shop.example:99999",
+        "https://SHOP.example",
+        "HTTPS://shop.example",
+        "https://xn--shp-sna.example",
+        "https://xn--a.example",
+        "https://a.xn--p1ai",
+        "https://1.2.3.4",
+        "https://shop.0x10",
+        "https://shop.123",
+        "https://shop.example.",
+        "https://shop..example",
+        "https://-shop-.example",
+        "https://user:pw@shop.example",
+        "https://user@shop.example",
+        "https://[::1]",
+        "https://sh_op.example",
+        "https://shop%2eexample",
+        "https:shop.example",
+        "https:/shop.example",
+        "ftp://shop.example",
+        "",
+    ];
+
+    fn referer_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (prop::sample::select(AUTHORITIES), path_like()).prop_map(|(a, p)| format!("{a}{p}")),
+            (
+                prop::sample::select(AUTHORITIES),
+                prop::sample::select(vec!["/c/s/", "/c/", "/i/s/", "/"]),
+                prop::sample::select(vec![
+                    "shop.example",
+                    "shop.localhost:8080",
+                    "SHOP.example",
+                    "evil.com",
+                    "shop.example:443"
+                ]),
+                path_like(),
+            )
+                .prop_map(|(a, k, h, p)| format!("{a}{k}{h}{p}")),
+            ("(https?://)?[a-zA-Z0-9.:@_-]{0,20}", path_like())
+                .prop_map(|(a, p)| format!("{a}{p}")),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(diff_cases())]
+
+        /// What the fast split accepts, the WHATWG parser parses to the same parts; and the
+        /// return path is the same with or without the fast split.
+        #[test]
+        fn fast_referer_agrees_with_the_url_parser(r in referer_like()) {
+            if let Some(plain) = PlainReferer::parse(&r) {
+                let url = Url::parse(&r);
+                proptest::prop_assert!(url.is_ok(), "{:?}: {:?}", r, url);
+                let url = url.unwrap();
+                proptest::prop_assert!(url.username().is_empty() && url.password().is_none());
+                proptest::prop_assert_eq!(url.fragment(), None);
+                let authority = match url.port() {
+                    Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+                    None => url.host_str().unwrap_or_default().to_owned(),
+                };
+                let want = RefererParts {
+                    scheme: url.scheme(),
+                    host: url.host_str().unwrap_or_default(),
+                    port: url.port_or_known_default(),
+                    authority: &authority,
+                    path: url.path(),
+                    query: url.query(),
+                };
+                proptest::prop_assert_eq!(plain.parts(), want, "{:?}", r);
+            }
+            for origin in [shop(), local()] {
+                proptest::prop_assert_eq!(
+                    return_path_from_referer(&r, &origin, on_cache),
+                    referer_general(&r, &origin, on_cache),
+                    "{:?}", r
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_paths_take_the_usual_inputs() {
+        for p in [
+            "/",
+            "/products/3",
+            "/products/3?x=1&y=2",
+            "/a:b/@c",
+            "/cart?",
+        ] {
+            assert!(is_plain_path(p.as_bytes()), "{p}");
+        }
+        for p in [
+            "//x", "/a/./b", "/a/..", "/%41", "/x#y", "/x y", "/q?a='b'", "x",
+        ] {
+            assert!(!is_plain_path(p.as_bytes()), "{p}");
+        }
+        for r in [
+            "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3",
+            "https://shop-example.cdn.ampproject.org/",
+            "https://shop-example.cdn.ampproject.org",
+            "http://shop-example.cache.localhost:8081/c/s/shop.example/p?q=1",
+        ] {
+            assert!(PlainReferer::parse(r).is_some(), "{r}");
+        }
+        for r in [
+            "https://SHOP.example/",
+            "https://shop.example:443/",
+            "https://user@shop.example/",
+            "https://1.2.3.4/",
+            "https://shop.example/a/../b",
+            "https://shop.example/x#frag",
+        ] {
+            assert!(PlainReferer::parse(r).is_none(), "{r}");
         }
     }
 }
