@@ -11,8 +11,6 @@ use crate::reject::{reasons, Rejection};
 ///
 /// `None`: not plain, ask `form_urlencoded` (the general code). Otherwise the same answer as
 /// the general code: the value, or "several tokens", or "no token".
-// Called from `token_text` in src/handoff/complete.rs (owned by the `complete` helper).
-#[allow(dead_code)]
 pub(crate) fn token_param_fast(query: &[u8]) -> Option<Result<String, Rejection>> {
     match param_fast(query, TOKEN_PARAM)? {
         Pair::One(v) => Some(Ok(v.to_owned())),

@@ -449,6 +449,10 @@ fn token_rejection(e: TokenError) -> Refusal {
 
 /// The one `token` parameter; other parameters (e.g. appended by AMP linkers) are ignored.
 fn token_param(form: &[u8]) -> Result<String, Rejection> {
+    // Plain queries (the usual case) need no decoding: the fast path answers the same.
+    if let Some(answer) = crate::query::token_param_fast(form) {
+        return answer;
+    }
     let mut found = None;
     for (k, v) in form_urlencoded::parse(form) {
         if k == TOKEN_PARAM {
