@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use common::mint_add as mint;
 use common::*;
 use http::StatusCode;
 use replay_support::{Scripted, Step};
@@ -15,24 +16,6 @@ mod replay_support;
 
 const TASKS: usize = 64;
 const ROUNDS: usize = 20;
-
-async fn mint(svc: &mut Svc, product: u32) -> String {
-    let a = send(
-        svc,
-        request(
-            "POST",
-            "/cart/add",
-            &[
-                ("origin", CACHE),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            &format!("product_id={product}&quantity=1"),
-        ),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    path_of(a.header("amp-redirect-to").unwrap())
-}
 
 /// Completes each of `handoffs` (a path may repeat) from its own task on a clone of the
 /// service picked round-robin from `services`, all released together by a barrier.

@@ -10,31 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use common::mint_add as mint;
 use common::*;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use replay_support::{Faulty, Scripted, Step};
 use tower::{Service, ServiceExt};
 use tower_amp_session::{HandoffOutcome, MemoryReplayGuard, RequestBody};
-
-/// Mints a handoff with a cookieless cache POST; returns the handoff path and query.
-async fn mint(svc: &mut Svc, product: u32) -> String {
-    let a = send(
-        svc,
-        request(
-            "POST",
-            "/cart/add",
-            &[
-                ("origin", CACHE),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            &format!("product_id={product}&quantity=1"),
-        ),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    path_of(a.header("amp-redirect-to").unwrap())
-}
 
 /// One visit of a handoff link: the answer and the outcome the layer recorded.
 async fn visit(svc: &mut Svc, handoff: &str) -> (Answer, Option<HandoffOutcome>) {

@@ -196,3 +196,23 @@ pub fn multipart(fields: &[(&str, &str)]) -> (String, String) {
 pub fn fields(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
+
+/// Mints a handoff for adding `product` with a cookieless urlencoded cache POST; returns
+/// the handoff path and query.
+pub async fn mint_add(svc: &mut Svc, product: u32) -> String {
+    let a = send(
+        svc,
+        request(
+            "POST",
+            "/cart/add",
+            &[
+                ("origin", CACHE),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("product_id={product}&quantity=1"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    path_of(a.header("amp-redirect-to").unwrap())
+}
