@@ -26,8 +26,24 @@ static SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-contro
 /// Makes `headers` (an answer that gets the session cookie) unstorable by shared caches,
 /// keeping what the app said for the browser's own cache.
 pub(crate) fn keep_private(headers: &mut HeaderMap) {
-    headers.remove(&CDN_CACHE_CONTROL);
-    headers.remove(&SURROGATE_CONTROL);
+    // One pass over the names instead of three lookups: an answer has a few headers, and
+    // hashing a custom name costs more than comparing it with each of them.
+    let (mut cache_control, mut cdn) = (false, false);
+    for name in headers.keys() {
+        if name == CACHE_CONTROL {
+            cache_control = true;
+        } else if name == CDN_CACHE_CONTROL || name == SURROGATE_CONTROL {
+            cdn = true;
+        }
+    }
+    if cdn {
+        headers.remove(&CDN_CACHE_CONTROL);
+        headers.remove(&SURROGATE_CONTROL);
+    }
+    if !cache_control {
+        headers.insert(CACHE_CONTROL, PRIVATE);
+        return;
+    }
     let (mut private, mut no_store, mut shared, mut any) = (false, false, false, false);
     for value in headers.get_all(CACHE_CONTROL) {
         for d in directives(value.as_bytes()) {

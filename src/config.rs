@@ -9,6 +9,7 @@ use http::Method;
 use crate::cache_domain::CacheDomain;
 use crate::cache_url::cache_subdomain;
 use crate::classify::Allowlist;
+use crate::cookie_name::CookieName;
 use crate::email::EmailSenders;
 use crate::keyring::{KeyError, Keyring, KeyringBuilder};
 use crate::layer::AmpSessionLayer;
@@ -558,7 +559,7 @@ impl ConfigBuilder {
             publishers,
             caches: self.caches,
             keyring,
-            cookie_name: cookie_name.into(),
+            cookie_name: CookieName::new(&cookie_name),
             cookie,
             lazy_cookie: self.lazy_cookie,
             handoff_path: self.handoff_path.into(),
@@ -681,7 +682,7 @@ pub(crate) struct Config {
     pub(crate) caches: Vec<CacheDomain>,
     pub(crate) keyring: Keyring,
     /// The name the cookie is sent and read under (`__Host-` prefixed without a domain).
-    pub(crate) cookie_name: Box<str>,
+    pub(crate) cookie_name: CookieName,
     pub(crate) cookie: CookieTemplate,
     /// Issue a new session's cookie only once the handler read its ID.
     pub(crate) lazy_cookie: bool,

@@ -128,10 +128,11 @@ impl<S> Layer<S> for AmpSessionLayer {
     }
 }
 
-/// Put on every request a copy of this layer handled (passed to the app, or replayed by a
-/// handoff). A copy further in that sees it passes the request through untouched, so two
-/// copies in one stack (`wrap_router(router.layer(amp))`, or the layer added twice) act as
-/// one: one classification, one session, never two cookies.
+/// Put on requests a copy of this layer handled where its [`AmpSession`](crate::AmpSession)
+/// does not already say so (bring-your-own-session mode, replays, per-route copies). A copy
+/// further in that sees either passes the request through untouched, so two copies in one
+/// stack (`wrap_router(router.layer(amp))`, or the layer added twice) act as one: one
+/// classification, one session, never two cookies.
 ///
 /// A zero-sized type: inserting it allocates nothing.
 #[derive(Debug, Clone, Copy)]

@@ -124,6 +124,7 @@ mod cache_domain;
 pub mod cache_url;
 mod classify;
 mod config;
+mod cookie_name;
 mod cors;
 pub mod docs;
 mod email;

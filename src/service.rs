@@ -86,8 +86,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if req.extensions().get::<Handled>().is_some() {
-            // A copy of this layer further out handled this request: pass it through.
+        let ext = req.extensions();
+        if ext.get::<AmpSession>().is_some() || ext.get::<Handled>().is_some() {
+            // A copy of this layer further out handled this request (it left its session,
+            // or the marker): pass it through.
             let future = self.inner.call(req.map(RequestBody::inner));
             return ResponseFuture::call(future, None, crate::future::Extra::None);
         }
@@ -158,13 +160,17 @@ where
                         extra = Extra::SetCookie(config.cookie.render(&id));
                     }
                 }
+                // The session marks the request as handled for copies further in: one
+                // extension, not two (each insert hashes and may grow the map).
                 req.extensions_mut().insert(session);
             }
             SessionMode::External(name) => {
                 if hand_off && !has_cookie(req.headers(), name) {
                     return mint(config, classified, req);
                 }
-                req.extensions_mut().insert(classified.source);
+                let ext = req.extensions_mut();
+                ext.insert(classified.source);
+                ext.insert(Handled);
             }
         }
         if classified.cors_origin.is_some() {
@@ -173,7 +179,6 @@ where
                 "amp_session.cors_answered"
             );
         }
-        req.extensions_mut().insert(Handled);
         let future = self.inner.call(req.map(RequestBody::inner));
         let extra = match (extra, classified.email_sender) {
             // Email requests get no cookie, so the two never meet.
@@ -219,7 +224,7 @@ fn has_cookie(headers: &http::HeaderMap, name: &str) -> bool {
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .any(|v| crate::session::named_values(v.as_bytes(), name).any(|v| !v.is_empty()))
+        .any(|v| crate::cookie_name::named_values(v.as_bytes(), name).any(|v| !v.is_empty()))
 }
 
 /// A rejection in the style the client reads: JSON for amp-form and other JSON clients,
