@@ -314,10 +314,11 @@ impl CookieTemplate {
     }
 
     pub(crate) fn render(&self, id: &SessionId) -> HeaderValue {
-        let mut s = String::with_capacity(self.prefix.len() + ID_LEN + self.suffix.len());
-        s.push_str(&self.prefix);
-        s.push_str(id.as_str());
-        s.push_str(&self.suffix);
+        // Bytes, not a String: the ID is ASCII already, and HeaderValue checks every byte.
+        let mut s = Vec::with_capacity(self.prefix.len() + ID_LEN + self.suffix.len());
+        s.extend_from_slice(self.prefix.as_bytes());
+        s.extend_from_slice(&id.0);
+        s.extend_from_slice(self.suffix.as_bytes());
         HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
             .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
