@@ -319,7 +319,7 @@ async fn return_path_comes_from_referer_or_config_or_app() {
 }
 
 #[tokio::test]
-async fn app_failure_is_shown_and_not_retried() {
+async fn an_app_failure_is_shown_on_a_no_store_page() {
     let rec = Recorder::default();
     let mut svc = service(
         &builder().build().unwrap(),
