@@ -168,34 +168,38 @@ fn plainly_from(referer: &str, origin: &str) -> bool {
 /// canonical non-default one.
 fn is_plain_origin(origin: &str) -> bool {
     let (rest, default_port) = if let Some(r) = origin.strip_prefix("https://") {
-        (r, "443")
+        (r.as_bytes(), &b"443"[..])
     } else if let Some(r) = origin.strip_prefix("http://") {
-        (r, "80")
+        (r.as_bytes(), &b"80"[..])
     } else {
         return false;
     };
-    let (host, port) = match rest.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
+    let (host, port) = match rest.iter().position(|&b| b == b':') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with("xn--")
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    let last_ok = host
-        .rsplit('.')
-        .next()
-        .is_some_and(|l| l.as_bytes().first().is_some_and(u8::is_ascii_lowercase));
+    // Byte loops: this runs on every direct completion, for a 40-byte origin.
+    let mut last: &[u8] = &[];
+    for label in host.split(|&b| b == b'.') {
+        let ok = !label.is_empty()
+            && !label.starts_with(b"xn--")
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return false;
+        }
+        last = label;
+    }
     let port_ok = port.is_none_or(|p| {
-        !p.starts_with('0')
+        !p.is_empty()
+            && p[0] != b'0'
             && p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u16>().is_ok()
+            && p.iter().all(u8::is_ascii_digit)
+            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
             && p != default_port
     });
-    host.split('.').all(label_ok) && last_ok && port_ok
+    last.first().is_some_and(u8::is_ascii_lowercase) && port_ok
 }
 
 /// Reserves the nonce, replays the change through the app, records the outcome, and
