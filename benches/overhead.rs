@@ -21,6 +21,8 @@
 //! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds (at least
 //! 10 unless quick); `AMP_BENCH_ONLY=<key>` runs one scenario in a loop for a profiler (e.g.
 //! `AMP_BENCH_ONLY=c perf record ...`; with `AMP_BENCH_ITERS=<n>`, exactly n batches of 1000).
+//! `AMP_BENCH_PREMINT=<m>` (profiler only, row h): mint m links up front; two callgrind runs
+//! with the same m and ITERS 3 and 9 then differ by completions only.
 //!
 //! No assertion here depends on timing.
 
@@ -958,19 +960,33 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
         .build()
         .expect("runtime");
     let mut mint_svc = layer().layer(bare::<RequestBody<Body>>());
+    let premint: Option<usize> = std::env::var("AMP_BENCH_PREMINT")
+        .ok()
+        .and_then(|m| m.parse().ok());
+    let mut pool = Vec::new();
     v.push(Scenario::new(
         "h",
         "layer: complete (handoff GET from the cache page)",
         drive(
             || handoff_layer().layer(bare()),
             move |n| {
-                minter.block_on(async {
-                    let mut out = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        out.push(s.complete(&mint_url(&mut mint_svc, s.mint()).await));
-                    }
-                    out
-                })
+                // AMP_BENCH_PREMINT=<m> (profiler only): mint m links in the first batch's
+                // request-making step and serve later batches from them, so that two
+                // callgrind runs with the same m and different AMP_BENCH_ITERS count the
+                // same minting, and their difference is completion alone.
+                if pool.is_empty() {
+                    let m = premint.unwrap_or(n).max(n);
+                    minter.block_on(async {
+                        for _ in 0..m {
+                            pool.push(s.complete(&mint_url(&mut mint_svc, s.mint()).await));
+                        }
+                    });
+                    pool.reverse();
+                }
+                let keep = pool.len() - n;
+                let mut out = pool.split_off(keep);
+                out.reverse();
+                out
             },
             true,
         ),

@@ -155,41 +155,98 @@ pub(crate) fn rebuild(
         ),
         FormEncoding::Multipart => {
             const CT_PREFIX: &str = "multipart/form-data; boundary=";
-            // The Content-Type is built once; the boundary is its tail.
+            // The Content-Type is built once, at its exact size; the boundary is its tail.
             let mut ct = String::with_capacity(CT_PREFIX.len() + 12 + 2 * nonce.len());
             ct.push_str(CT_PREFIX);
             ct.push_str("amp-handoff-");
             data_encoding::HEXLOWER.encode_append(nonce, &mut ct);
-            let boundary = &ct[CT_PREFIX.len()..];
-            // Framing per field: "--", boundary, the header line, blank line, CRLF.
-            let fields = 1 + body.iter().filter(|&&b| b == b'&').count();
-            let mut out = String::with_capacity(
-                body.len() + fields * (boundary.len() + 50) + boundary.len() + 8,
-            );
-            for (name, value) in form_urlencoded::parse(body) {
-                out.push_str("--");
-                out.push_str(boundary);
-                out.push_str("\r\nContent-Disposition: form-data; name=\"");
-                // The HTML spec's multipart escaping of names.
-                for c in name.chars() {
-                    match c {
-                        '"' => out.push_str("%22"),
-                        '\r' => out.push_str("%0D"),
-                        '\n' => out.push_str("%0A"),
-                        c => out.push(c),
-                    }
-                }
-                out.push_str("\"\r\n\r\n");
-                out.push_str(&value);
-                out.push_str("\r\n");
-            }
-            out.push_str("--");
-            out.push_str(boundary);
-            out.push_str("--\r\n");
+            let boundary = &ct.as_bytes()[CT_PREFIX.len()..];
+            let out = multipart_plain(body, boundary)
+                .map(Bytes::from)
+                .unwrap_or_else(|| Bytes::from(multipart_general(body, boundary)));
             let ct = HeaderValue::from_maybe_shared(Bytes::from(ct)).ok();
-            (ct, Bytes::from(out))
+            (ct, out)
         }
     }
+}
+
+/// `--`, the boundary, then this, the escaped name, then [`AFTER_NAME`].
+const BEFORE_NAME: &[u8] = b"\r\nContent-Disposition: form-data; name=\"";
+/// After the name: the blank line, then the value and CRLF.
+const AFTER_NAME: &[u8] = b"\"\r\n\r\n";
+
+/// The multipart body of a plain urlencoded body (UTF-8, no `%`, `+`, `"`, CR or LF: every
+/// field is its bytes as they are, nothing to decode or escape), written at its exact size
+/// in one pass; `None` when not plain. Held equal to [`multipart_general`] by a
+/// differential property test.
+fn multipart_plain(body: &[u8], boundary: &[u8]) -> Option<Vec<u8>> {
+    let plain = body.iter().fold(true, |ok, &b| {
+        ok & !matches!(b, b'%' | b'+' | b'"' | b'\r' | b'\n')
+    });
+    if !plain || std::str::from_utf8(body).is_err() {
+        return None;
+    }
+    // Split as `form_urlencoded::parse` splits: `&`, empty pairs skipped, the first `=`.
+    let pairs = || {
+        body.split(|&b| b == b'&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.iter().position(|&b| b == b'=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, &p[p.len()..]),
+            })
+    };
+    let frame = 2 + boundary.len() + BEFORE_NAME.len() + AFTER_NAME.len() + 2;
+    let len = pairs()
+        .map(|(n, v)| frame + n.len() + v.len())
+        .sum::<usize>()
+        + boundary.len()
+        + 6;
+    // Exactly `len`, so that `Bytes::from` takes the buffer as it is.
+    let mut out = Vec::with_capacity(len);
+    for (name, value) in pairs() {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary);
+        out.extend_from_slice(BEFORE_NAME);
+        out.extend_from_slice(name);
+        out.extend_from_slice(AFTER_NAME);
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary);
+    out.extend_from_slice(b"--\r\n");
+    debug_assert_eq!(out.len(), len);
+    Some(out)
+}
+
+/// The multipart body of any urlencoded body: fields decoded by `form_urlencoded`, names
+/// escaped as the HTML spec's multipart encoding does.
+fn multipart_general(body: &[u8], boundary: &[u8]) -> Vec<u8> {
+    // Framing per field: "--", boundary, the header line, blank line, CRLF.
+    let fields = 1 + body.iter().filter(|&&b| b == b'&').count();
+    let mut out =
+        Vec::with_capacity(body.len() + fields * (boundary.len() + 50) + boundary.len() + 8);
+    for (name, value) in form_urlencoded::parse(body) {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary);
+        out.extend_from_slice(BEFORE_NAME);
+        // The HTML spec's multipart escaping of names.
+        for b in name.bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"%22"),
+                b'\r' => out.extend_from_slice(b"%0D"),
+                b'\n' => out.extend_from_slice(b"%0A"),
+                b => out.push(b),
+            }
+        }
+        out.extend_from_slice(AFTER_NAME);
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary);
+    out.extend_from_slice(b"--\r\n");
+    out
 }
 
 #[cfg(test)]
@@ -249,6 +306,141 @@ mod tests {
         let boundary = multer::parse_boundary(ct.to_str().unwrap()).unwrap();
         let again = block(capture(FormKind::Multipart { boundary }, rebuilt)).unwrap();
         assert_eq!(again.1, carried);
+    }
+
+    /// The rebuild as it was written first (one general pass with `String`s): the reference
+    /// for the fast path.
+    fn multipart_reference(body: &[u8], boundary: &str) -> Vec<u8> {
+        let mut out = String::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            out.push_str("--");
+            out.push_str(boundary);
+            out.push_str("\r\nContent-Disposition: form-data; name=\"");
+            for c in name.chars() {
+                match c {
+                    '"' => out.push_str("%22"),
+                    '\r' => out.push_str("%0D"),
+                    '\n' => out.push_str("%0A"),
+                    c => out.push(c),
+                }
+            }
+            out.push_str("\"\r\n\r\n");
+            out.push_str(&value);
+            out.push_str("\r\n");
+        }
+        out.push_str("--");
+        out.push_str(boundary);
+        out.push_str("--\r\n");
+        out.into_bytes()
+    }
+
+    #[test]
+    fn multipart_rebuild_table() {
+        const B: &str = "amp-handoff-abababababababababababababababab";
+        // (urlencoded body, fast path taken?)
+        let rows: &[(&str, bool)] = &[
+            ("product_id=3&qty=1&note=hi", true),
+            ("", true),
+            ("&&a=1&", true),
+            ("a", true),
+            ("a=b=c", true),
+            ("=v", true),
+            ("n=\u{e4}", true),
+            ("n=%C3%A4", false),
+            ("n=a+b", false),
+            ("na%22me=1", false),
+            ("na\"me=1", false),
+            ("n=line\r\nnext", false),
+            ("n=%FF", false),
+        ];
+        for (body, fast) in rows {
+            assert_eq!(
+                multipart_plain(body.as_bytes(), B.as_bytes()).is_some(),
+                *fast,
+                "{body:?}"
+            );
+            let (_, got) = rebuild(
+                FormEncoding::Multipart,
+                &Bytes::copy_from_slice(body.as_bytes()),
+                &[0xab; 16],
+            );
+            assert_eq!(got, multipart_reference(body.as_bytes(), B), "{body:?}");
+        }
+    }
+
+    fn urlencoded_like() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop::sample::select(vec![
+            "product_id",
+            "qty",
+            "note",
+            "3",
+            "1",
+            "abc",
+            "=",
+            "=",
+            "&",
+            "&",
+            "&&",
+            "-",
+            "_",
+            ".",
+            "*",
+            "~",
+            "\u{e4}",
+            "%",
+            "%2",
+            "%41",
+            "%C3%A4",
+            "%FF",
+            "%22",
+            "+",
+            "\"",
+            "\r",
+            "\n",
+            "%0D%0A",
+            " ",
+        ]);
+        prop_oneof![
+            // The common shape: plain fields.
+            "([a-z_]{1,8}=[A-Za-z0-9._*~-]{0,12})(&[a-z_]{1,8}=[A-Za-z0-9._*~-]{0,12}){0,5}"
+                .prop_map(String::into_bytes),
+            prop::collection::vec(piece, 0..16).prop_map(|v| v.concat().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..48),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(50_000))]
+
+        /// The rebuilt multipart body, fast path or not, is what the first rebuild wrote;
+        /// and the Content-Type names its boundary.
+        #[test]
+        fn multipart_rebuild_agrees_with_the_reference(body in urlencoded_like(), nonce in proptest::prelude::any::<[u8; 16]>()) {
+            let (ct, got) = rebuild(FormEncoding::Multipart, &Bytes::from(body.clone()), &nonce);
+            let boundary = format!("amp-handoff-{}", data_encoding::HEXLOWER.encode(&nonce));
+            let ct = ct.unwrap();
+            proptest::prop_assert_eq!(ct.to_str().unwrap(), format!("multipart/form-data; boundary={boundary}"));
+            proptest::prop_assert_eq!(&got[..], &multipart_reference(&body, &boundary)[..]);
+        }
+    }
+
+    /// The generator reaches the fast path and its near misses.
+    #[test]
+    fn urlencoded_generator_reaches_both_sides() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = urlencoded_like();
+        let fast = (0..10_000)
+            .filter(|_| {
+                let body = strategy.new_tree(&mut runner).unwrap().current();
+                multipart_plain(&body, b"b").is_some()
+            })
+            .count();
+        assert!(
+            (2000..9000).contains(&fast),
+            "{fast} of 10 000 take the fast path"
+        );
     }
 
     #[test]

@@ -382,14 +382,40 @@ impl MemoryReplayGuard {
     ) -> Result<Reservation, ReplayGuardError> {
         let expires = self.rel(expires_at);
         let mut state = self.lock()?;
-        if let Some(e) = state.map.get(&Key(*nonce)) {
-            return Ok(if e.applied() {
-                Reservation::Applied
-            } else {
-                Reservation::Pending
-            });
+        match self.reserve_fast(&mut state, nonce, expires) {
+            Some(r) => Ok(r),
+            None => self.reserve_general(&mut state, nonce, expires),
         }
-        self.insert(&mut state, *nonce, Entry::new(expires, false))?;
+    }
+
+    /// The usual case, where `insert` would neither sweep nor make room nor refuse: one
+    /// lookup of the nonce (the entry) instead of a `get` and then an `insert`. `None`:
+    /// not that case. Held equal to [`reserve_general`](Self::reserve_general) by a
+    /// differential property test.
+    fn reserve_fast(&self, s: &mut State, nonce: &[u8; 16], expires: u32) -> Option<Reservation> {
+        if s.map.len() >= self.capacity || s.until_clock <= 1 || expires <= s.floor {
+            return None;
+        }
+        Some(match s.map.entry(Key(*nonce)) {
+            std::collections::hash_map::Entry::Occupied(e) => held(*e.get()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Entry::new(expires, false));
+                s.until_clock -= 1;
+                Reservation::Reserved
+            }
+        })
+    }
+
+    fn reserve_general(
+        &self,
+        s: &mut State,
+        nonce: &[u8; 16],
+        expires: u32,
+    ) -> Result<Reservation, ReplayGuardError> {
+        if let Some(e) = s.map.get(&Key(*nonce)) {
+            return Ok(held(*e));
+        }
+        self.insert(s, *nonce, Entry::new(expires, false))?;
         Ok(Reservation::Reserved)
     }
 
@@ -455,6 +481,15 @@ impl MemoryReplayGuard {
         }
         s.map.insert(Key(nonce), entry);
         Ok(())
+    }
+}
+
+/// What `reserve` answers for a nonce it holds.
+fn held(e: Entry) -> Reservation {
+    if e.applied() {
+        Reservation::Applied
+    } else {
+        Reservation::Pending
     }
 }
 
@@ -675,6 +710,70 @@ mod tests {
         }
         // Expiring after the floor: reserved as usual.
         assert_eq!(block(g.reserve(&n(5002), at(108))), Ok(Reserved));
+    }
+
+    /// One step of a random run: (0 reserve | 1 mark_applied | 2 release, nonce, expiry
+    /// in seconds from now, possibly past).
+    type Step = (u8, u8, i8);
+
+    /// (capacity, inserts until the first look at the clock, steps)
+    fn run_like() -> impl proptest::strategy::Strategy<Value = (usize, u32, Vec<Step>)> {
+        use proptest::prelude::*;
+        let step = (
+            prop::sample::select(vec![0u8, 0, 0, 1, 1, 2]),
+            0u8..48,
+            prop::sample::select(vec![-20i8, -1, 0, 1, 2, 5, 30, 60, 60, 60, 90, 120]),
+        );
+        (1usize..40, 1u32..40, prop::collection::vec(step, 0..300))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// A guard whose `reserve` takes the fast path when it can answers every step, and
+        /// holds as many nonces, as one that always takes the general path: small
+        /// capacities, so that runs fill up, forget, refuse and sweep.
+        #[test]
+        fn fast_reserve_agrees_with_the_general_path((capacity, clock, steps) in run_like()) {
+            let mut a = MemoryReplayGuard::new(capacity);
+            let mut b = MemoryReplayGuard::new(capacity);
+            // As if created a while ago (past expiries can be held), and on one clock; the
+            // periodic sweep comes within the run.
+            a.base -= 100;
+            b.base = a.base;
+            for g in [&a, &b] {
+                g.lock().unwrap().until_clock = clock;
+            }
+            let now = SystemTime::now();
+            for (i, (op, nonce, secs)) in steps.into_iter().enumerate() {
+                let nonce = n(u32::from(nonce));
+                let exp = if secs < 0 {
+                    now - Duration::from_secs(u64::from(secs.unsigned_abs()))
+                } else {
+                    now + Duration::from_secs(secs as u64)
+                };
+                match op {
+                    0 => {
+                        let fast = block(a.reserve(&nonce, exp));
+                        let general = {
+                            let expires = b.rel(exp);
+                            let mut s = b.lock().unwrap();
+                            b.reserve_general(&mut s, &nonce, expires)
+                        };
+                        proptest::prop_assert_eq!(fast, general, "step {}", i);
+                    }
+                    1 => {
+                        block(a.mark_applied(&nonce, exp)).unwrap();
+                        block(b.mark_applied(&nonce, exp)).unwrap();
+                    }
+                    _ => {
+                        block(a.release(&nonce)).unwrap();
+                        block(b.release(&nonce)).unwrap();
+                    }
+                }
+                proptest::prop_assert_eq!(a.len(), b.len(), "step {}", i);
+            }
+        }
     }
 
     #[test]

@@ -306,10 +306,15 @@ impl HandoffToken {
         if text.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLarge);
         }
-        // Strict: no padding, no other alphabet, no non-zero trailing bits.
-        let mut raw = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| TokenError::Malformed)?;
+        // Strict: no padding, no other alphabet, no non-zero trailing bits. Decoded into a
+        // buffer of the exact size (what canonical unpadded base64 of this length holds; a
+        // length it cannot have fails to decode), so that the plaintext becomes `Bytes`
+        // as it is and the body is a slice of it, not a copy.
+        let mut raw = vec![0u8; text.len() / 4 * 3 + (text.len() % 4 * 3 / 4)];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut raw) {
+            Ok(n) if n == raw.len() => {}
+            _ => return Err(TokenError::Malformed),
+        }
         let [version, kid_len, ..] = raw[..] else {
             return Err(TokenError::Malformed);
         };
@@ -324,7 +329,9 @@ impl HandoffToken {
         let key = keyring
             .find(&raw[2..aad_len])
             .ok_or(TokenError::UnknownKey)?;
-        let (head, rest) = raw.split_at_mut(aad_len + AEAD_NONCE_LEN);
+        let plain_at = aad_len + AEAD_NONCE_LEN;
+        let plain_end = raw.len() - TAG_LEN;
+        let (head, rest) = raw.split_at_mut(plain_at);
         let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
         let (aad, aead_nonce) = head.split_at(aad_len);
         let aead_nonce = XNonce::try_from(aead_nonce).map_err(|_| TokenError::Malformed)?;
@@ -335,21 +342,25 @@ impl HandoffToken {
 
         // Authentic from here on (only a key holder could have sealed it); still parse
         // defensively.
-        let mut r = Reader(&*sealed);
+        let raw = Bytes::from(raw);
+        let plain = &raw[plain_at..plain_end];
+        let mut r = Reader(plain);
         let issued_at = r.u64()?;
         let expires_at = r.u64()?;
         let nonce: [u8; NONCE_LEN] = r
             .take(NONCE_LEN)?
             .try_into()
             .map_err(|_| TokenError::Malformed)?;
-        let publisher = r.str16()?;
+        let publisher = r.str16()?.to_owned();
         let method_len = usize::from(r.u8()?);
         let method = Method::from_bytes(r.take(method_len)?).map_err(|_| TokenError::Malformed)?;
-        let target = r.str16()?;
+        let target = r.str16()?.to_owned();
         let encoding = FormEncoding::from_byte(r.u8()?).ok_or(TokenError::Malformed)?;
         let body_len = usize::from(r.u16()?);
-        let body = Bytes::copy_from_slice(r.take(body_len)?);
-        let return_path = r.str16()?;
+        let body_at = plain_end - r.0.len();
+        r.take(body_len)?;
+        let body = raw.slice(body_at..body_at + body_len);
+        let return_path = r.str16()?.to_owned();
         if !r.0.is_empty() {
             return Err(TokenError::Malformed);
         }
@@ -398,10 +409,10 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(a))
     }
-    fn str16(&mut self) -> Result<String, TokenError> {
+    /// A `u16`-length-prefixed UTF-8 field, borrowed from the plaintext.
+    fn str16(&mut self) -> Result<&'a str, TokenError> {
         let n = usize::from(self.u16()?);
-        let s = std::str::from_utf8(self.take(n)?).map_err(|_| TokenError::Malformed)?;
-        Ok(s.to_owned())
+        std::str::from_utf8(self.take(n)?).map_err(|_| TokenError::Malformed)
     }
 }
 

@@ -29,6 +29,7 @@ use super::*;
 pub(super) fn confirmation_page<B>(
     config: &Config,
     checked: &Checked,
+    token: &str,
 ) -> Response<ResponseBody<B>> {
     let publisher = &config.publishers[checked.publisher];
     let change = &checked.token.change;
@@ -73,7 +74,7 @@ pub(super) fn confirmation_page<B>(
         route = escape(&change.target),
         action = escape(&config.handoff_path),
         param = TOKEN_PARAM,
-        token = escape(&checked.text),
+        token = escape(token),
         back = escape(&change.return_path),
     );
     let mut res = Response::new(ResponseBody::full(html));
@@ -99,14 +100,16 @@ pub(super) fn confirmation_page<B>(
     res
 }
 
+/// The `303` to `location` (an absolute URL), not stored, sending no `Referer` on.
 pub(super) fn see_other<B>(
-    location: &str,
+    location: String,
     set_cookie: Option<HeaderValue>,
 ) -> Response<ResponseBody<B>> {
     let mut res = Response::new(ResponseBody::empty());
     *res.status_mut() = StatusCode::SEE_OTHER;
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(location) {
+    // The URL's own buffer becomes the header value: checked, not copied.
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(location)) {
         h.insert(LOCATION, v);
     }
     h.insert(CACHE_CONTROL, NO_STORE);

@@ -1,11 +1,12 @@
 //! Complete: verify the token, consume its nonce, replay the change, redirect.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, ORIGIN, REFERER, SET_COOKIE};
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
@@ -45,11 +46,12 @@ where
     let checked = match publisher_for(&config, &parts) {
         None => Err(Refusal::from(reasons::HANDOFF_PUBLISHER)),
         Some(index) => match token_text(&config.publishers[index], &parts, body).await {
-            Ok(text) => check(&config, index, &parts.headers, &text),
+            Ok(text) => check(&config, index, &parts.headers, &text).map(|c| (c, text)),
             Err(r) => Err(Refusal::from(r)),
         },
     };
-    let checked = match checked {
+    // `text` borrows the request's query (a GET, the usual case): no copy of the token.
+    let (checked, text) = match checked {
         Ok(c) => c,
         Err(Refusal { rejection, back }) => {
             tracing::debug!(
@@ -83,11 +85,12 @@ where
             path = %checked.token.change.target.split('?').next().unwrap_or(""),
             "amp_session.handoff_confirmation_shown"
         );
-        let mut res = confirmation_page(&config, &checked);
+        let mut res = confirmation_page(&config, &checked, &text);
         res.extensions_mut()
             .insert(HandoffOutcome::ConfirmationShown);
         return Ok(res);
     }
+    drop(text);
     let publisher = &config.publishers[checked.publisher];
     apply(&config, publisher, inner, parts, checked).await
 }
@@ -104,29 +107,99 @@ fn direct(config: &Config, publisher: usize, parts: &http::request::Parts, targe
     parts.method == Method::GET
         && h.contains_key(&SEC_FETCH_MODE)
         && h.contains_key(&SEC_FETCH_DEST)
-        && referer_origin(h).is_some_and(|o| {
-            config
+        && one_referer(h).is_some_and(|referer| {
+            let mut caches = config
                 .allowlist
                 .caches
                 .iter()
-                .any(|(c, i)| *i == publisher && **c == *o)
+                .filter(|(_, i)| *i == publisher)
+                .map(|(c, _)| &**c);
+            referer_from_cache(referer, &mut caches)
         })
         && config.is_direct_route(target)
 }
 
-/// The serialized origin of the request's one `Referer`, when it is an http(s) URL.
-/// Anything else (several, not UTF-8, not a URL, opaque) counts as no `Referer`.
-fn referer_origin(h: &http::HeaderMap) -> Option<String> {
+/// The request's one `Referer` as text. Several, or one that is not visible ASCII, count as
+/// no `Referer`.
+fn one_referer(h: &http::HeaderMap) -> Option<&str> {
     let mut values = h.get_all(REFERER).iter();
-    let value = match (values.next(), values.next()) {
-        (Some(v), None) => v.to_str().ok()?,
-        _ => return None,
-    };
-    let url = url::Url::parse(value).ok()?;
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
+    }
+}
+
+/// Whether the origin of `referer` is one of `caches` (serialized origins).
+fn referer_from_cache<'c>(
+    referer: &str,
+    caches: &mut (impl Iterator<Item = &'c str> + Clone),
+) -> bool {
+    // The usual Referer is a cache page URL spelled exactly as its origin serializes: a
+    // prefix comparison answers, without parsing the URL (held equal by a differential test).
+    if caches.clone().any(|c| plainly_from(referer, c)) {
+        return true;
+    }
+    referer_origin(referer).is_some_and(|o| caches.any(|c| c == o))
+}
+
+/// The serialized origin of `referer`, when it is an http(s) URL; `None` for anything else
+/// (not a URL, opaque).
+fn referer_origin(referer: &str) -> Option<String> {
+    let url = url::Url::parse(referer).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
     Some(url.origin().ascii_serialization())
+}
+
+/// The fast path of [`referer_from_cache`]: `referer` is `origin` itself or `origin` then
+/// `/`, `?` or `#` (where the authority ends), and `origin` is spelled the way URL parsing
+/// leaves it (so parsing `referer` yields exactly `origin`). `false` says nothing.
+fn plainly_from(referer: &str, origin: &str) -> bool {
+    match referer.as_bytes().strip_prefix(origin.as_bytes()) {
+        Some([] | [b'/' | b'?' | b'#', ..]) => is_plain_origin(origin),
+        _ => false,
+    }
+}
+
+/// An http(s) origin that URL parsing and serialization leave as it is: lower-case ASCII
+/// labels of letters, digits and `-` (none empty, none punycode `xn--`, which IDNA checks),
+/// the last starting with a letter (so never read as an IPv4 number), and no port or a
+/// canonical non-default one.
+fn is_plain_origin(origin: &str) -> bool {
+    let (rest, default_port) = if let Some(r) = origin.strip_prefix("https://") {
+        (r.as_bytes(), &b"443"[..])
+    } else if let Some(r) = origin.strip_prefix("http://") {
+        (r.as_bytes(), &b"80"[..])
+    } else {
+        return false;
+    };
+    let (host, port) = match rest.iter().position(|&b| b == b':') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    // Byte loops: this runs on every direct completion, for a 40-byte origin.
+    let mut last: &[u8] = &[];
+    for label in host.split(|&b| b == b'.') {
+        let ok = !label.is_empty()
+            && !label.starts_with(b"xn--")
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return false;
+        }
+        last = label;
+    }
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p[0] != b'0'
+            && p.len() <= 5
+            && p.iter().all(u8::is_ascii_digit)
+            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+            && p != default_port
+    });
+    last.first().is_some_and(u8::is_ascii_lowercase) && port_ok
 }
 
 /// Reserves the nonce, replays the change through the app, records the outcome, and
@@ -143,7 +216,12 @@ where
     ResB: Body<Data = Bytes>,
     ResB::Error: Into<crate::BoxError>,
 {
-    let Checked { token, session, .. } = checked;
+    let Checked {
+        token,
+        session,
+        uri,
+        ..
+    } = checked;
     let change = token.change;
     let back = absolute(publisher, &change.return_path);
 
@@ -157,7 +235,7 @@ where
         Ok(Reservation::Applied) => {
             // A reload or double click: the change was applied once already.
             tracing::debug!("amp_session.handoff_replayed");
-            let mut res = see_other(&back, None);
+            let mut res = see_other(back, None);
             res.extensions_mut().insert(HandoffOutcome::AlreadyApplied);
             return Ok(res);
         }
@@ -188,30 +266,13 @@ where
     }
 
     let (content_type, body) = form::rebuild(change.encoding, &change.body, &token.nonce);
-    let mut replay = Request::new(RequestBody::full(body.clone()));
+    let len = body.len();
+    let mut replay = Request::new(RequestBody::full(body));
     *replay.method_mut() = change.method.clone();
     *replay.version_mut() = parts.version;
-    // Checked in `check`: an origin-form path and query.
-    *replay.uri_mut() = change.target.parse::<Uri>().unwrap_or_default();
-    let h = replay.headers_mut();
-    for (name, value) in &parts.headers {
-        if !is_dropped_on_replay(name) {
-            h.append(name, value.clone());
-        }
-    }
-    // The change is verified to come from the publisher's page, now in first-party context.
-    if let Ok(o) = HeaderValue::from_str(&publisher.origin) {
-        h.insert(ORIGIN, o);
-    }
-    // And addressed to the publisher, whatever `Host` a proxy forwarded: an inner
-    // `CsrfLayer` compares `Origin` with `Host`.
-    if let Ok(host) = HeaderValue::from_str(&publisher.authority) {
-        h.insert(HOST, host);
-    }
-    if let Some(ct) = content_type {
-        h.insert(CONTENT_TYPE, ct);
-    }
-    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    // Parsed and checked in `check`: an origin-form path and query.
+    *replay.uri_mut() = uri;
+    *replay.headers_mut() = replay_headers(publisher, parts.headers, content_type, len);
     let ext = replay.extensions_mut();
     ext.insert(ViaHandoff);
     let set_cookie = match session {
@@ -250,7 +311,7 @@ where
             path = %change.target.split('?').next().unwrap_or(""),
             "amp_session.handoff_completed"
         );
-        let mut out = see_other(&to, set_cookie);
+        let mut out = see_other(to, set_cookie);
         for c in res.headers().get_all(SET_COOKIE) {
             out.headers_mut().append(SET_COOKIE, c.clone());
         }
@@ -271,6 +332,47 @@ where
     let mut out = failure(res, &change.return_path, set_cookie, retry).await;
     out.extensions_mut().insert(HandoffOutcome::Failed);
     Ok(out)
+}
+
+/// The headers of the replayed request: the navigation's own (in their order, less those
+/// that describe the navigation or its body), then `Origin`, `Host`, `Content-Type` and
+/// `Content-Length` of the rebuilt form.
+fn replay_headers(
+    publisher: &Publisher,
+    from: HeaderMap,
+    content_type: Option<HeaderValue>,
+    len: usize,
+) -> HeaderMap {
+    // The `Host` the browser sent is usually the publisher's, byte for byte: reuse it.
+    let host = match from.get(HOST) {
+        Some(v) if v.as_bytes() == publisher.authority.as_bytes() => Some(v.clone()),
+        _ => HeaderValue::from_str(&publisher.authority).ok(),
+    };
+    let mut h = HeaderMap::with_capacity(from.len() + 4);
+    // Moved, not cloned; a `None` name is one more value of the previous name.
+    let mut kept: Option<HeaderName> = None;
+    for (name, value) in from {
+        if let Some(name) = name {
+            kept = (!is_dropped_on_replay(&name)).then_some(name);
+        }
+        if let Some(name) = &kept {
+            h.append(name, value);
+        }
+    }
+    // The change is verified to come from the publisher's page, now in first-party context.
+    if let Ok(o) = HeaderValue::from_str(&publisher.origin) {
+        h.insert(ORIGIN, o);
+    }
+    // And addressed to the publisher, whatever `Host` a proxy forwarded: an inner
+    // `CsrfLayer` compares `Origin` with `Host`.
+    if let Some(host) = host {
+        h.insert(HOST, host);
+    }
+    if let Some(ct) = content_type {
+        h.insert(CONTENT_TYPE, ct);
+    }
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    h
 }
 
 /// Gives a reserved nonce back after the app did not apply the change. `false` when the
@@ -309,8 +411,8 @@ pub(super) struct Checked {
     /// Index of the publisher the request was sent to, which the token is bound to.
     pub(super) publisher: usize,
     pub(super) token: HandoffToken,
-    /// The token as it was sent, for the confirmation form.
-    pub(super) text: String,
+    /// The token's target, parsed once here for the replayed request.
+    pub(super) uri: Uri,
     /// Own-session mode: the session and whether it is new. `None`: the app's own.
     pub(super) session: Option<(SessionId, bool)>,
 }
@@ -331,11 +433,11 @@ impl From<Rejection> for Refusal {
 
 /// The token text: from the query of a GET navigation, or from the confirmation form of a
 /// same-origin POST.
-async fn token_text<B>(
+async fn token_text<'p, B>(
     publisher: &Publisher,
-    parts: &http::request::Parts,
+    parts: &'p http::request::Parts,
     body: B,
-) -> Result<String, Rejection>
+) -> Result<Cow<'p, str>, Rejection>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<crate::BoxError>,
@@ -381,7 +483,7 @@ where
                 .await
                 .map_err(|_| reasons::CONFIRM_BODY)?
                 .to_bytes();
-            token_param(&bytes)
+            token_param(&bytes).map(|t| Cow::Owned(t.into_owned()))
         }
         _ => Err(reasons::HANDOFF_METHOD),
     }
@@ -412,17 +514,16 @@ fn check(
     if token.publisher != *publisher.origin {
         return Err(reasons::HANDOFF_PUBLISHER.into());
     }
-    let back = return_path.clone();
-    let target_ok = change.target.starts_with('/')
-        && !change.target.starts_with("//")
-        && change.target.parse::<Uri>().is_ok()
-        && !config.is_layer_path(&change.target);
-    if !target_ok {
+    let target = &change.target;
+    let uri = Some(target)
+        .filter(|t| t.starts_with('/') && !t.starts_with("//") && !config.is_layer_path(t))
+        .and_then(|t| t.parse::<Uri>().ok());
+    let Some(uri) = uri else {
         return Err(Refusal {
             rejection: reasons::HANDOFF_TARGET,
-            back,
+            back: return_path,
         });
-    }
+    };
     let session = match config.session_mode {
         SessionMode::External(_) => None,
         SessionMode::Own => Some(match read_cookie(h, &config.cookie_name) {
@@ -434,7 +535,7 @@ fn check(
     Ok(Checked {
         publisher: index,
         token,
-        text: text.to_owned(),
+        uri,
         session,
     })
 }
@@ -448,10 +549,10 @@ fn token_rejection(e: TokenError) -> Refusal {
 }
 
 /// The one `token` parameter; other parameters (e.g. appended by AMP linkers) are ignored.
-fn token_param(form: &[u8]) -> Result<String, Rejection> {
+fn token_param(form: &[u8]) -> Result<Cow<'_, str>, Rejection> {
     // Plain queries (the usual case) need no decoding: the fast path answers the same.
     if let Some(answer) = crate::query::token_param_fast(form) {
-        return answer;
+        return answer.map(Cow::Borrowed);
     }
     let mut found = None;
     for (k, v) in form_urlencoded::parse(form) {
@@ -459,7 +560,7 @@ fn token_param(form: &[u8]) -> Result<String, Rejection> {
             if found.is_some() {
                 return Err(reasons::HANDOFF_SEVERAL_TOKENS);
             }
-            found = Some(v.into_owned());
+            found = Some(v);
         }
     }
     found.ok_or(reasons::HANDOFF_NO_TOKEN)
@@ -502,7 +603,10 @@ fn is_dropped_on_replay(name: &HeaderName) -> bool {
 }
 
 fn absolute(publisher: &Publisher, path: &str) -> String {
-    format!("{}{}", publisher.origin, path)
+    let mut url = String::with_capacity(publisher.origin.len() + path.len());
+    url.push_str(&publisher.origin);
+    url.push_str(path);
+    url
 }
 
 /// A same-origin `AMP-Redirect-To` or `Location` the app answered with, as an absolute URL.
@@ -531,4 +635,275 @@ fn app_redirect<B>(
         .ok()
         .filter(|p| !is_layer_path(p))
         .map(|p| absolute(publisher, &p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+
+    /// The general code: parse the `Referer`, serialize its origin, compare.
+    fn general(referer: &str, origin: &str) -> bool {
+        referer_origin(referer).is_some_and(|o| o == origin)
+    }
+
+    #[test]
+    fn referer_table() {
+        const CACHE: &str = "https://shop-example.cdn.ampproject.org";
+        // (referer, from the cache?, fast path answers?)
+        let rows: &[(&str, bool, bool)] = &[
+            (
+                "https://shop-example.cdn.ampproject.org/c/s/shop.example/p/3",
+                true,
+                true,
+            ),
+            ("https://shop-example.cdn.ampproject.org", true, true),
+            ("https://shop-example.cdn.ampproject.org/", true, true),
+            ("https://shop-example.cdn.ampproject.org?x", true, true),
+            ("https://shop-example.cdn.ampproject.org#x", true, true),
+            // Same origin, other spellings: the general code says so.
+            ("https://shop-example.cdn.ampproject.org:443/", true, false),
+            ("HTTPS://Shop-Example.cdn.ampproject.org/", true, false),
+            ("https://shop-example.cdn.ampproject.org.", false, false),
+            ("https://shop-example.cdn.ampproject.org\\c", true, false),
+            (" https://shop-example.cdn.ampproject.org/", true, false),
+            // Another origin.
+            (
+                "https://shop-example.cdn.ampproject.org.evil.example/",
+                false,
+                false,
+            ),
+            (
+                "https://shop-example.cdn.ampproject.org@evil.example/",
+                false,
+                false,
+            ),
+            (
+                "https://shop-example.cdn.ampproject.org:8443/",
+                false,
+                false,
+            ),
+            ("http://shop-example.cdn.ampproject.org/", false, false),
+            ("https://shop.example/", false, false),
+            ("", false, false),
+        ];
+        for (referer, want, fast) in rows {
+            assert_eq!(general(referer, CACHE), *want, "{referer:?}");
+            assert_eq!(plainly_from(referer, CACHE), *fast, "{referer:?}");
+            let mut caches = [CACHE].into_iter();
+            assert_eq!(
+                referer_from_cache(referer, &mut caches),
+                *want,
+                "{referer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_origin_table() {
+        let rows: &[(&str, bool)] = &[
+            ("https://shop-example.cdn.ampproject.org", true),
+            ("https://shop-example.bing-amp.com", true),
+            ("http://shop.localhost:8080", true),
+            ("https://a1.b-2.c", true),
+            ("https://Shop.example", false),
+            ("https://shop.example:443", false),
+            ("http://shop.example:80", false),
+            ("https://shop.example:0443", false),
+            ("https://shop.example:65536", false),
+            ("https://shop.example:", false),
+            ("https://shop.example.", false),
+            ("https://shop..example", false),
+            ("https://xn--bcher-kva.example", false),
+            ("https://127.0.0.1", false),
+            ("https://a.0x7f", false),
+            ("https://shop_example.com", false),
+            ("ftp://shop.example", false),
+        ];
+        for (origin, want) in rows {
+            assert_eq!(is_plain_origin(origin), *want, "{origin:?}");
+        }
+    }
+
+    fn origin_like() -> impl Strategy<Value = String> {
+        let scheme = prop::sample::select(vec![
+            "https://", "https://", "https://", "http://", "HTTPS://", "ftp://", "https:/", "",
+        ]);
+        // Plain labels weighted up (three times), so that many origins are plain.
+        const PLAIN: [&str; 8] = [
+            "shop-example",
+            "cdn",
+            "ampproject",
+            "org",
+            "bing-amp",
+            "com",
+            "localhost",
+            "a",
+        ];
+        let label = prop::sample::select(
+            [
+                &PLAIN[..],
+                &PLAIN[..],
+                &PLAIN[..],
+                &[
+                    "shop-example",
+                    "cdn",
+                    "ampproject",
+                    "org",
+                    "bing-amp",
+                    "com",
+                    "localhost",
+                    "a",
+                    "xn--bcher-kva",
+                    "xn--zz",
+                    "0x7f",
+                    "0x",
+                    "1",
+                    "127",
+                    "0",
+                    "Shop",
+                    "-a-",
+                    "a--b",
+                    "",
+                    "ex_ample",
+                    "1a",
+                    "a1",
+                    "%41",
+                    "\u{e9}",
+                    "ß",
+                    "x y",
+                ],
+            ]
+            .concat(),
+        );
+        let port = prop::sample::select(vec![
+            "", "", "", ":443", ":80", ":8080", ":0", ":08080", ":65535", ":65536", ":", ":1",
+            ":99999", ":8o",
+        ]);
+        let dot = prop::sample::select(vec!["", "", "", "."]);
+        (scheme, prop::collection::vec(label, 1..5), dot, port)
+            .prop_map(|(s, l, d, p)| format!("{s}{}{d}{p}", l.join(".")))
+    }
+
+    fn suffix_like() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "",
+            "/",
+            "/c/s/shop.example/p/3",
+            "?",
+            "?x=1",
+            "#",
+            "#f",
+            ".evil",
+            "@evil.example",
+            ":443",
+            ":8080/",
+            "\\",
+            "/\t",
+            "\t",
+            " ",
+            "//",
+            "/..",
+            "%2F",
+            ".",
+            "x",
+            "-",
+            "0",
+            "@",
+            ":",
+            "/%zz",
+            "?#",
+            "\u{e9}",
+        ]);
+        prop::collection::vec(piece, 0..4).prop_map(|v| v.concat())
+    }
+
+    /// The common shape: a plain origin, then a path, query or fragment.
+    fn cache_page_like() -> impl Strategy<Value = (String, String)> {
+        let scheme = prop::sample::select(vec!["https://", "http://"]);
+        let label = prop::sample::select(vec!["shop-example", "cdn", "ampproject", "org", "a1"]);
+        let port = prop::sample::select(vec!["", "", ":8080", ":1", ":65535"]);
+        let sep = prop::sample::select(vec!["", "/", "?", "#"]);
+        (
+            scheme,
+            prop::collection::vec(label, 1..5),
+            port,
+            sep,
+            suffix_like(),
+        )
+            .prop_map(|(s, l, p, sep, rest)| {
+                let origin = format!("{s}{}{p}", l.join("."));
+                (format!("{origin}{sep}{rest}"), origin)
+            })
+    }
+
+    fn referer_like() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            cache_page_like(),
+            // A referer on the origin compared (near misses of the common shape).
+            (origin_like(), suffix_like()).prop_map(|(o, s)| (format!("{o}{s}"), o)),
+            // On another origin.
+            (origin_like(), origin_like(), suffix_like())
+                .prop_map(|(o, other, s)| (format!("{other}{s}"), o)),
+            (origin_like(), "[ -~\t]{0,40}").prop_map(|(o, r)| (r, o)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60_000))]
+
+        /// Where the fast path answers, the URL parser agrees; and with it, the whole check
+        /// answers what the URL parser answers.
+        #[test]
+        fn fast_referer_agrees_with_the_url_parser((referer, origin) in referer_like()) {
+            let general = general(&referer, &origin);
+            if plainly_from(&referer, &origin) {
+                prop_assert!(general, "{:?} vs {:?}", referer, origin);
+            }
+            let mut caches = [origin.as_str()].into_iter();
+            prop_assert_eq!(referer_from_cache(&referer, &mut caches), general);
+        }
+    }
+
+    /// The generator is biased enough: both fast-path answers and near misses are common.
+    #[test]
+    fn referer_generator_reaches_both_sides() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = referer_like();
+        let (mut fast, mut slow_same) = (0, 0);
+        for _ in 0..10_000 {
+            let (referer, origin) = strategy.new_tree(&mut runner).unwrap().current();
+            if plainly_from(&referer, &origin) {
+                fast += 1;
+            } else if general(&referer, &origin) {
+                slow_same += 1;
+            }
+        }
+        assert!(
+            fast > 1000 && slow_same > 100,
+            "fast {fast}, same origin otherwise {slow_same}"
+        );
+    }
+
+    /// The fast path answers for the Referer browsers send from a cache page.
+    #[test]
+    fn cache_pages_take_the_fast_path() {
+        for (page, cache) in [
+            (
+                "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/3",
+                "https://shop-example.cdn.ampproject.org",
+            ),
+            (
+                "https://shop-example.cdn.ampproject.org/",
+                "https://shop-example.cdn.ampproject.org",
+            ),
+            (
+                "http://shop.localhost:8080/c/s/shop.localhost/p",
+                "http://shop.localhost:8080",
+            ),
+        ] {
+            assert!(plainly_from(page, cache), "{page}");
+        }
+    }
 }
