@@ -81,13 +81,24 @@ impl CacheDomain {
     }
 
     /// Whether `host` (with its port, as in a URL authority) is the page host of
-    /// `subdomain` on this cache.
+    /// `subdomain` on this cache: `subdomain.<host>[:port]`, ASCII case-insensitively.
+    /// Compared piece by piece (on every mint), never formatted.
     pub(crate) fn is_cache_host(&self, subdomain: &str, host: &str) -> bool {
-        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        self.hosts.iter().any(|h| {
-            host.eq_ignore_ascii_case(&format!("{subdomain}.{h}{port}"))
-                || (self.port.is_none() && host.eq_ignore_ascii_case(&format!("{subdomain}.{h}")))
-        })
+        let Some(rest) = strip_prefix_ignore_case(host.as_bytes(), subdomain.as_bytes())
+            .and_then(|r| r.strip_prefix(b"."))
+        else {
+            return false;
+        };
+        self.hosts
+            .iter()
+            .any(|h| match strip_prefix_ignore_case(rest, h.as_bytes()) {
+                Some(b"") => self.port.is_none(),
+                Some(port) => self.port.is_some_and(|p| {
+                    port.strip_prefix(b":")
+                        .is_some_and(|d| d == decimal(p, &mut [0; 5]))
+                }),
+                None => false,
+            })
     }
 
     pub(crate) fn is_valid(&self) -> bool {
@@ -98,5 +109,75 @@ impl CacheDomain {
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let (head, rest) = text.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
+}
+
+/// `n` in decimal, as `format!` writes it, in `buf`.
+fn decimal(mut n: u16, buf: &mut [u8; 5]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition: the host formatted and compared.
+    fn formatted(cache: &CacheDomain, subdomain: &str, host: &str) -> bool {
+        let port = cache.port.map(|p| format!(":{p}")).unwrap_or_default();
+        cache
+            .hosts
+            .iter()
+            .any(|h| host.eq_ignore_ascii_case(&format!("{subdomain}.{h}{port}")))
+    }
+
+    #[test]
+    fn decimal_is_display() {
+        for n in [0, 7, 10, 99, 100, 8081, 65535] {
+            assert_eq!(decimal(n, &mut [0; 5]), n.to_string().as_bytes());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn piecewise_match_is_the_formatted_one(
+            sub in "[a-zA-Z0-9-]{0,6}",
+            which in 0usize..3,
+            port in proptest::option::of(prop_oneof![Just(8081u16), Just(0u16), any::<u16>()]),
+            host_shape in 0usize..4,
+            noise in "[a-zA-Z0-9.:-]{0,4}",
+            host_port in prop_oneof![Just(8081u16), Just(0u16), any::<u16>()],
+        ) {
+            let mut cache = [CacheDomain::google(), CacheDomain::bing(), CacheDomain::custom("cache.localhost")][which].clone();
+            cache.port = port;
+            let base = cache.hosts[0].to_ascii_uppercase();
+            let host = match host_shape {
+                0 => format!("{sub}.{base}"),
+                1 => format!("{sub}.{base}:{host_port}"),
+                2 => format!("{sub}.{base}{noise}"),
+                _ => format!("{noise}{sub}.{base}"),
+            };
+            for subdomain in [sub.as_str(), "shop-example"] {
+                prop_assert_eq!(
+                    cache.is_cache_host(subdomain, &host),
+                    formatted(&cache, subdomain, &host),
+                    "{} / {}", subdomain, host
+                );
+            }
+        }
     }
 }
