@@ -16,7 +16,7 @@ use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
 use crate::return_path::{return_path_from_referer, validate_return_path};
-use crate::token::{CapturedChange, HandoffToken, MAX_TARGET_LEN};
+use crate::token::{HandoffToken, Unsealed, MAX_TARGET_LEN};
 
 use super::*;
 
@@ -70,11 +70,7 @@ where
         return Err(reasons::MINT_METHOD);
     }
     let publisher = &config.publishers[classified.publisher];
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     if target.len() > MAX_TARGET_LEN {
         return Err(reasons::TARGET_TOO_LONG);
     }
@@ -100,61 +96,93 @@ where
     let (encoding, body) = form::capture(kind, bytes).await?;
     let (body, field) = take_return_field(body);
     let return_path = return_path(config, publisher, field.as_deref(), &parts.headers);
-    let change = CapturedChange {
-        method: parts.method,
-        target,
-        encoding,
-        body,
-        return_path,
-    };
     let now = config.now();
     let mut nonce = [0u8; 16];
     rand::rng().fill_bytes(&mut nonce);
-    let token = HandoffToken::seal(
-        &config.keyring,
-        &publisher.origin,
-        &change,
-        now,
-        now + config.handoff_ttl,
+    let contents = Unsealed {
+        publisher: &publisher.origin,
+        method: parts.method.as_str(),
+        target,
+        encoding,
+        body: &body,
+        return_path: &return_path,
+        issued_at: now,
+        expires_at: now + config.handoff_ttl,
         nonce,
-    )
-    .map_err(|_| reasons::BODY_TOO_LARGE)?;
-    let mut url = String::with_capacity(
-        publisher.origin.len() + config.handoff_path.len() + TOKEN_PARAM.len() + 2 + token.len(),
-    );
-    for part in [
+    };
+    // The whole `AMP-Redirect-To` value in one buffer, which the header then takes over.
+    let prefix = [
         &*publisher.origin,
         &*config.handoff_path,
         "?",
         TOKEN_PARAM,
         "=",
-        &token,
-    ] {
-        url.push_str(part);
-    }
-    // One allocation: the header takes the string's buffer.
+    ];
+    let url = HandoffToken::seal_url(&prefix, &config.keyring, &contents)
+        .map_err(|_| reasons::BODY_TOO_LARGE)?;
     let location =
         HeaderValue::from_maybe_shared(Bytes::from(url)).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
-        method = %change.method,
+        method = %parts.method,
         // The path only: a query may carry personal data.
-        path = %change.target.split('?').next().unwrap_or(""),
-        body_len = change.body.len(),
+        path = %target.split('?').next().unwrap_or(""),
+        body_len = body.len(),
         "amp_session.handoff_minted"
     );
     // amp-form renders its success template before it navigates: the answer says what is
     // happening (the change continues on the origin), never that it is done.
-    let answer = serde_json::json!({
-        "handoff": true,
-        "origin": &*publisher.origin,
-        "message": format!("Continuing on {}\u{2026}", publisher.host),
-    });
-    let mut res = Response::new(ResponseBody::full(Bytes::from(answer.to_string())));
+    let answer = answer_json(&publisher.origin, &publisher.host);
+    let mut res = Response::new(ResponseBody::full(Bytes::from(answer)));
+    // Room for every header the answer gets, CORS included: no growing one by one.
+    *res.headers_mut() = HeaderMap::with_capacity(ANSWER_HEADERS);
     let h = res.headers_mut();
     h.insert(&AMP_REDIRECT_TO, location);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, NO_STORE);
     Ok(res)
+}
+
+/// The mint answer's headers: `AMP-Redirect-To`, `Content-Type`, `Cache-Control`, then
+/// [`cors::apply`]'s four (allow origin and credentials, expose headers, vary).
+const ANSWER_HEADERS: usize = 7;
+
+/// The mint's JSON answer, `{"handoff":true,"message":"Continuing on <host>…","origin":…}`,
+/// byte for byte what `serde_json` writes for that object (keys in its sorted order), in one
+/// buffer of exactly the right size. Strings are escaped by `serde_json` when they need it.
+fn answer_json(origin: &str, host: &str) -> Vec<u8> {
+    const HEAD: &str = r#"{"handoff":true,"message":"#;
+    const CONTINUING: &str = "Continuing on ";
+    const MID: &str = ",\"origin\":";
+    let plain = !needs_json_escape(host) && !needs_json_escape(origin);
+    let len = HEAD.len() + 1 + CONTINUING.len() + host.len() + "\u{2026}\"".len() + MID.len();
+    let mut out = Vec::with_capacity(len + origin.len() + 3);
+    out.extend_from_slice(HEAD.as_bytes());
+    if plain {
+        for part in [
+            "\"",
+            CONTINUING,
+            host,
+            "\u{2026}\"",
+            MID,
+            "\"",
+            origin,
+            "\"}",
+        ] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        return out;
+    }
+    let message = format!("{CONTINUING}{host}\u{2026}");
+    serde_json::to_writer(&mut out, &message).expect("a string serializes");
+    out.extend_from_slice(MID.as_bytes());
+    serde_json::to_writer(&mut out, origin).expect("a string serializes");
+    out.push(b'}');
+    out
+}
+
+/// Whether `serde_json` would escape anything in `s`: a quote, a backslash, a control byte.
+fn needs_json_escape(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Where the shopper lands: `ReturnTo::Path` when configured; else the form's
@@ -250,6 +278,61 @@ fn take_return_field(body: Bytes) -> (Bytes, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer as it was first written: a `serde_json` object.
+    fn answer_by_serde(origin: &str, host: &str) -> String {
+        serde_json::json!({
+            "handoff": true,
+            "origin": origin,
+            "message": format!("Continuing on {host}\u{2026}"),
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn answer_is_what_serde_json_writes() {
+        // (origin, host): the usual, then every byte serde_json escapes.
+        let rows = [
+            ("https://shop.example", "shop.example"),
+            ("http://shop.localhost:8080", "shop.localhost"),
+            ("https://xn--shp-sna.example", "xn--shp-sna.example"),
+            ("https://shöp.example", "shöp.example"),
+            ("https://a\"b", "a\\b"),
+            ("x\u{0}\u{1f}\n\t", "\r\u{8}\u{c}"),
+            ("", ""),
+        ];
+        for (origin, host) in rows {
+            let got = answer_json(origin, host);
+            if !needs_json_escape(origin) && !needs_json_escape(host) {
+                assert_eq!(
+                    got.len(),
+                    got.capacity(),
+                    "{origin:?} {host:?}: exactly sized"
+                );
+            }
+            assert_eq!(
+                got,
+                answer_by_serde(origin, host).into_bytes(),
+                "{origin:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Any origin and host, escapes or not: the same bytes as `serde_json`.
+        #[test]
+        fn fast_answer_agrees_with_serde_json(
+            origin in "(https?://)?[a-z.\"\\\\\u{0}-\u{1f}\u{7f}é\u{2028}-]{0,24}",
+            host in proptest::prelude::any::<String>(),
+        ) {
+            proptest::prop_assert_eq!(
+                String::from_utf8(answer_json(&origin, &host)).unwrap(),
+                answer_by_serde(&origin, &host)
+            );
+        }
+    }
 
     #[test]
     fn return_field_as_amp_form_fills_it_in() {
