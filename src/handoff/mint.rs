@@ -1,5 +1,6 @@
 //! Mint: a cookieless state change from the cache becomes a signed `AMP-Redirect-To`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use crate::config::{Config, Publisher, ReturnTo};
 use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
-use crate::return_path::{return_path_from_referer, validate_return_path};
+use crate::return_path::{return_path_from_referer_cow, validate_return_path_cow};
 use crate::token::{HandoffToken, Unsealed, MAX_TARGET_LEN};
 
 use super::*;
@@ -94,7 +95,7 @@ where
         return Err(reasons::UNSUPPORTED_FORM);
     }
     let (encoding, body) = form::capture(kind, bytes).await?;
-    let (body, field) = take_return_field(body);
+    let (body, field) = take_return_field(&body);
     let return_path = return_path(config, publisher, field.as_deref(), &parts.headers);
     let now = config.now();
     let mut nonce = [0u8; 16];
@@ -188,20 +189,20 @@ fn needs_json_escape(s: &str) -> bool {
 /// Where the shopper lands: `ReturnTo::Path` when configured; else the form's
 /// [`RETURN_PATH_FIELD`]; else the cache page URL in `Referer`; else `/`. A candidate that is
 /// not a path on the publisher origin, or that is the handoff path, is skipped.
-fn return_path(
-    config: &Config,
+fn return_path<'a>(
+    config: &'a Config,
     publisher: &Publisher,
-    field: Option<&str>,
-    headers: &HeaderMap,
-) -> String {
+    field: Option<&'a str>,
+    headers: &'a HeaderMap,
+) -> Cow<'a, str> {
     if let ReturnTo::Path(p) = &config.return_to {
-        return p.clone();
+        return Cow::Borrowed(p);
     }
-    let usable = |p: String| (!config.is_layer_path(&p)).then_some(p);
+    let usable = |p: Cow<'a, str>| (!config.is_layer_path(&p)).then_some(p);
     let from_field = || {
         field
             .map(field_path)
-            .and_then(|f| validate_return_path(&f, &publisher.url).ok())
+            .and_then(|f| validate_return_path_cow(f, &publisher.url).ok())
             .and_then(usable)
     };
     let from_referer = || {
@@ -210,7 +211,7 @@ fn return_path(
             (Some(v), None) => v.to_str().ok()?,
             _ => return None,
         };
-        return_path_from_referer(referer, &publisher.url, |host| {
+        return_path_from_referer_cow(referer, &publisher.url, |host| {
             config
                 .caches
                 .iter()
@@ -220,33 +221,33 @@ fn return_path(
     };
     from_field()
         .or_else(from_referer)
-        .unwrap_or_else(|| "/".to_owned())
+        .unwrap_or(Cow::Borrowed("/"))
 }
 
 /// The path in a [`RETURN_PATH_FIELD`] value. amp-form fills `SOURCE_PATH` in percent-encoded
 /// (`%2Fproducts%2F3`: its URL variables are encoded with `encodeURIComponent`), so a value
 /// that starts with an encoded `/` is decoded once; it is validated afterwards like any other.
-fn field_path(value: &str) -> std::borrow::Cow<'_, str> {
+fn field_path(value: &str) -> Cow<'_, str> {
     let encoded_slash = value
         .get(..3)
         .is_some_and(|p| p.eq_ignore_ascii_case("%2F"));
     if encoded_slash {
         if let Ok(decoded) = percent_encoding::percent_decode_str(value).decode_utf8() {
-            return std::borrow::Cow::Owned(decoded.into_owned());
+            return Cow::Owned(decoded.into_owned());
         }
     }
-    std::borrow::Cow::Borrowed(value)
+    Cow::Borrowed(value)
 }
 
 /// Removes every [`RETURN_PATH_FIELD`] from a url-encoded body (names compared decoded, as
 /// the app would read them) and returns the body without it and the first value. Other
 /// fields are kept byte for byte; a body without the field is returned as it is.
-fn take_return_field(body: Bytes) -> (Bytes, Option<String>) {
+fn take_return_field(body: &[u8]) -> (Cow<'_, [u8]>, Option<String>) {
     let name = RETURN_PATH_FIELD.as_bytes();
     // Cheap test first: the name spelled plainly, or anything percent-encoded.
     let plain = body.windows(name.len()).any(|w| w == name);
     if !plain && !body.contains(&b'%') {
-        return (body, None);
+        return (Cow::Borrowed(body), None);
     }
     let mut kept: Vec<u8> = Vec::with_capacity(body.len());
     let mut value = None;
@@ -270,9 +271,9 @@ fn take_return_field(body: Bytes) -> (Bytes, Option<String>) {
         kept.extend_from_slice(pair);
     }
     if !removed {
-        return (body, None);
+        return (Cow::Borrowed(body), None);
     }
-    (Bytes::from(kept), value)
+    (Cow::Owned(kept), value)
 }
 
 #[cfg(test)]
@@ -352,7 +353,8 @@ mod tests {
             assert_eq!(field_path(value), path, "{value}");
         }
         let origin = url::Url::parse("https://shop.example/").unwrap();
-        assert!(validate_return_path(&field_path("%2F%2Fevil.com"), &origin).is_err());
+        let evil = field_path("%2F%2Fevil.com");
+        assert!(crate::return_path::validate_return_path(&evil, &origin).is_err());
     }
 
     #[test]
@@ -374,7 +376,7 @@ mod tests {
             ("a=%ZZ&&b", "a=%ZZ&&b", None),
         ];
         for (body, want_body, want_value) in rows {
-            let (got, value) = take_return_field(Bytes::copy_from_slice(body.as_bytes()));
+            let (got, value) = take_return_field(body.as_bytes());
             assert_eq!(&got[..], want_body.as_bytes(), "{body}");
             assert_eq!(value.as_deref(), *want_value, "{body}");
         }
