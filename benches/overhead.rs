@@ -1003,6 +1003,34 @@ fn scenarios(shapes: &Shapes) -> Vec<Scenario> {
             (t0.elapsed(), allocs() - a0)
         }),
     ));
+    // Informational: the AEAD alone, as the mint seals (the floor under g and g').
+    let sealed = token_bytes(shapes);
+    v.push(Scenario::new(
+        "i''",
+        "  (info) XChaCha20-Poly1305 seal, plaintext of (h)",
+        Box::new(move |_rt: &Runtime, n: usize| {
+            use chacha20poly1305::aead::AeadInOut;
+            use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+            let cipher = <XChaCha20Poly1305 as chacha20poly1305::KeyInit>::new(&KEY.into());
+            // Version, key id, AEAD nonce in front; the tag last: what the mint encrypts.
+            let aad_len = 2 + usize::from(sealed[1]);
+            let (head, rest) = sealed.split_at(aad_len + 24);
+            let plain = &rest[..rest.len() - 16];
+            let nonce = XNonce::try_from(&head[aad_len..]).expect("24 bytes");
+            let mut buf = [0u8; 1024];
+            let a0 = allocs();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let buf = &mut buf[..plain.len()];
+                buf.copy_from_slice(black_box(plain));
+                let tag = cipher
+                    .encrypt_inout_detached(&nonce, &head[..aad_len], buf.into())
+                    .expect("fits");
+                black_box((&buf, tag));
+            }
+            (t0.elapsed(), allocs() - a0)
+        }),
+    ));
     let s = shapes.clone();
     v.push(Scenario::new(
         "x'",

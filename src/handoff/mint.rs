@@ -84,13 +84,7 @@ where
     if declared.is_some_and(|n| n > config.body_limit as u64) {
         return Err(reasons::BODY_TOO_LARGE);
     }
-    let bytes = match Limited::new(body, config.body_limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(reasons::BODY_TOO_LARGE)
-        }
-        Err(_) => return Err(reasons::BODY_UNREADABLE),
-    };
+    let bytes = read_body(body, config.body_limit).await?;
     if kind == FormKind::Empty && !bytes.is_empty() {
         return Err(reasons::UNSUPPORTED_FORM);
     }
@@ -141,6 +135,38 @@ where
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, NO_STORE);
     Ok(res)
+}
+
+/// The body, at most `limit` bytes. What `collect().to_bytes()` gives, without its frame
+/// queue: a body in one frame (a full body, a small form from hyper) is that frame's bytes.
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Rejection>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<crate::BoxError>,
+{
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut first = Bytes::new();
+    let mut joined: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                reasons::BODY_TOO_LARGE
+            } else {
+                reasons::BODY_UNREADABLE
+            }
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: not part of the form
+        };
+        if joined.is_none() && first.is_empty() {
+            first = data;
+        } else {
+            joined
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(&data);
+        }
+    }
+    Ok(joined.map_or(first, Bytes::from))
 }
 
 /// The mint answer's headers: `AMP-Redirect-To`, `Content-Type`, `Cache-Control`, then
@@ -279,6 +305,50 @@ fn take_return_field(body: &[u8]) -> (Cow<'_, [u8]>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frames(
+        chunks: &[&'static str],
+    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
+        let frames: Vec<_> = chunks
+            .iter()
+            .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        futures_util::FutureExt::now_or_never(f).expect("in-memory body is ready")
+    }
+
+    #[test]
+    fn body_is_read_as_collect_reads_it() {
+        // (frames, limit): the bytes are collect().to_bytes()'s; over the limit is 413.
+        let rows: &[(&[&str], usize)] = &[
+            (&[], 10),
+            (&[""], 10),
+            (&["a=1"], 10),
+            (&["a=1", "&b=2"], 10),
+            (&["", "a=1", "", "&b", "=2"], 10),
+            (&["a=1", "&b=2"], 7),
+            (&["a=1", "&b=2"], 6),
+            (&["0123456789a"], 10),
+        ];
+        for (chunks, limit) in rows {
+            let want = block(Limited::new(frames(chunks), *limit).collect())
+                .map(|c| c.to_bytes())
+                .map_err(|_| reasons::BODY_TOO_LARGE);
+            assert_eq!(
+                block(read_body(frames(chunks), *limit)),
+                want,
+                "{chunks:?} {limit}"
+            );
+        }
+        let broken = http_body_util::StreamBody::new(futures_util::stream::iter([
+            Ok(http_body::Frame::data(Bytes::from_static(b"a"))),
+            Err(std::io::Error::other("reset")),
+        ]));
+        assert_eq!(block(read_body(broken, 10)), Err(reasons::BODY_UNREADABLE));
+    }
 
     /// The answer as it was first written: a `serde_json` object.
     fn answer_by_serde(origin: &str, host: &str) -> String {
