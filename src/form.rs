@@ -596,7 +596,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(cases(4_000))]
+        #![proptest_config(cases(8_000))]
 
         /// Fields encoded as they come, values read as multer's chunks: the same answer, byte
         /// for byte, as collecting every field and serializing once.

@@ -390,7 +390,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(25_000))]
 
         /// Any origin and host, escapes or not: the same bytes as `serde_json`.
         #[test]
