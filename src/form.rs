@@ -36,10 +36,45 @@ pub(crate) fn form_kind(headers: &HeaderMap) -> Result<FormKind, Rejection> {
         }
         Ok(FormKind::UrlEncoded)
     } else if essence.eq_ignore_ascii_case("multipart/form-data") {
-        let boundary = multer::parse_boundary(ct).map_err(|_| reasons::BAD_MULTIPART)?;
+        let boundary = match browser_boundary(ct) {
+            Some(b) => b.to_owned(),
+            None => multer::parse_boundary(ct).map_err(|_| reasons::BAD_MULTIPART)?,
+        };
         Ok(FormKind::Multipart { boundary })
     } else {
         Err(reasons::UNSUPPORTED_FORM)
+    }
+}
+
+/// The `Content-Type` browsers send for a multipart form, `multipart/form-data;
+/// boundary=<letters, digits and dashes>`: its boundary, read without a MIME parse (which
+/// costs more than the rest of the header handling). Anything else is `None` and goes to
+/// `multer::parse_boundary`; a differential test holds the two equal where this answers.
+fn browser_boundary(content_type: &str) -> Option<&str> {
+    let b = content_type.strip_prefix("multipart/form-data; boundary=")?;
+    let plain =
+        (1..=70).contains(&b.len()) && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+    plain.then_some(b)
+}
+
+/// A captured body: the request's bytes as sent (url-encoded), or the text fields of a
+/// multipart body re-encoded. Either way, read as bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Captured {
+    /// The body as it came (no copy).
+    Sent(Bytes),
+    /// Fields re-encoded at mint.
+    Encoded(Vec<u8>),
+}
+
+impl std::ops::Deref for Captured {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Captured::Sent(b) => b,
+            Captured::Encoded(v) => v,
+        }
     }
 }
 
@@ -47,22 +82,29 @@ pub(crate) fn form_kind(headers: &HeaderMap) -> Result<FormKind, Rejection> {
 pub(crate) async fn capture(
     kind: FormKind,
     body: Bytes,
-) -> Result<(FormEncoding, Bytes), Rejection> {
+) -> Result<(FormEncoding, Captured), Rejection> {
     match kind {
-        FormKind::Empty if body.is_empty() => Ok((FormEncoding::Empty, body)),
+        FormKind::Empty if body.is_empty() => Ok((FormEncoding::Empty, Captured::Sent(body))),
         FormKind::Empty => Err(reasons::UNSUPPORTED_FORM),
-        FormKind::UrlEncoded => Ok((FormEncoding::UrlEncoded, body)),
+        FormKind::UrlEncoded => Ok((FormEncoding::UrlEncoded, Captured::Sent(body))),
         FormKind::Multipart { boundary } => capture_multer(boundary, body).await,
     }
 }
 
-/// Reads the text fields of a multipart body with `multer`; files and non-UTF-8 values are refused.
-async fn capture_multer(boundary: String, body: Bytes) -> Result<(FormEncoding, Bytes), Rejection> {
-    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
+/// Reads the text fields of a multipart body with `multer`; files and non-UTF-8 values are
+/// refused. The fields are url-encoded as they come (the `form_urlencoded::Serializer`'s
+/// output, byte for byte) into one buffer, and a value is read as the chunk multer
+/// already holds rather than copied into a buffer of its own.
+async fn capture_multer(
+    boundary: String,
+    body: Bytes,
+) -> Result<(FormEncoding, Captured), Rejection> {
+    // The fields re-encoded are shorter than their multipart framing unless mostly non-ASCII.
+    let mut out = Vec::with_capacity(body.len());
+    let stream = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(body)));
     let mut multipart = multer::Multipart::new(stream, boundary);
-    // The serializer is not `Send`: collect first, serialize after the last await.
-    let mut fields: Vec<(String, String)> = Vec::new();
-    while let Some(field) = multipart
+    let mut count = 0;
+    while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|_| reasons::BAD_MULTIPART)?
@@ -76,18 +118,41 @@ async fn capture_multer(boundary: String, body: Bytes) -> Result<(FormEncoding, 
         if field.file_name().is_some() || names_a_file {
             return Err(reasons::FILE_PART);
         }
-        if fields.len() >= MAX_FIELDS {
+        if count >= MAX_FIELDS {
             return Err(reasons::BODY_TOO_LARGE);
         }
-        let name = field.name().ok_or(reasons::BAD_MULTIPART)?.to_owned();
-        let value = field.bytes().await.map_err(|_| reasons::BAD_MULTIPART)?;
+        count += 1;
+        let name = field.name().ok_or(reasons::BAD_MULTIPART)?;
+        // As the serializer does: `&` before every pair but the first (each pair writes `=`).
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        put_encoded(&mut out, name.as_bytes());
+        out.push(b'=');
+        let first = field.chunk().await.map_err(|_| reasons::BAD_MULTIPART)?;
+        let first = first.unwrap_or_default();
+        // A body read whole gives each value as one chunk; more are joined.
+        let mut joined: Option<Vec<u8>> = None;
+        while let Some(more) = field.chunk().await.map_err(|_| reasons::BAD_MULTIPART)? {
+            joined
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(&more);
+        }
+        let value = joined.as_deref().unwrap_or(&first);
         // amp-form sends UTF-8; anything else would not survive as a text field.
-        let value = String::from_utf8(value.to_vec()).map_err(|_| reasons::BAD_MULTIPART)?;
-        fields.push((name, value));
+        if std::str::from_utf8(value).is_err() {
+            return Err(reasons::BAD_MULTIPART);
+        }
+        put_encoded(&mut out, value);
     }
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    out.extend_pairs(&fields);
-    Ok((FormEncoding::Multipart, Bytes::from(out.finish())))
+    Ok((FormEncoding::Multipart, Captured::Encoded(out)))
+}
+
+/// `application/x-www-form-urlencoded` byte serialization of one name or value.
+fn put_encoded(out: &mut Vec<u8>, bytes: &[u8]) {
+    for piece in form_urlencoded::byte_serialize(bytes) {
+        out.extend_from_slice(piece.as_bytes());
+    }
 }
 
 /// No `charset` parameter, or UTF-8 spelled any way.
@@ -104,39 +169,55 @@ fn charset_is_utf8(content_type: &str) -> bool {
 }
 
 /// Whether a `Content-Disposition` value has a `filename` or `filename*` parameter
-/// (RFC 6266), quoted strings skipped; an unterminated quote counts as a file.
+/// (RFC 6266), quoted strings skipped; an unterminated quote counts as a file. Jumps from
+/// quote to separator instead of stepping a state machine byte by byte (a differential
+/// test holds it equal to the byte-by-byte reading).
 fn has_filename_param(value: &[u8]) -> bool {
-    let (mut quoted, mut escaped, mut start) = (false, false, 0);
-    for i in 0..=value.len() {
-        let b = value.get(i).copied().unwrap_or(b';');
-        if quoted {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => quoted = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => quoted = true,
-            b';' => {
-                let key = value
-                    .get(start..i.min(value.len()))
-                    .unwrap_or_default()
-                    .split(|&c| c == b'=')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_ascii();
-                if key.eq_ignore_ascii_case(b"filename") || key.eq_ignore_ascii_case(b"filename*") {
+    let (mut start, mut i) = (0, 0);
+    loop {
+        let found = value[i..].iter().position(|&b| b == b'"' || b == b';');
+        match found.map(|k| (i + k, value[i + k])) {
+            Some((q, b'"')) => match quoted_end(value, q + 1) {
+                Some(after) => i = after,
+                None => return true,
+            },
+            sep => {
+                let end = sep.map_or(value.len(), |(at, _)| at);
+                if is_filename_key(&value[start..end]) {
                     return true;
                 }
-                start = i + 1;
+                if sep.is_none() {
+                    return false;
+                }
+                (start, i) = (end + 1, end + 1);
             }
-            _ => {}
         }
     }
-    quoted
+}
+
+/// Where the quoted string whose content starts at `from` ends (past its closing quote),
+/// or `None` when it is not terminated.
+fn quoted_end(value: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let rest = value.get(from..)?;
+        let k = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        if rest[k] == b'"' {
+            return Some(from + k + 1);
+        }
+        // A backslash escapes the next byte, whatever it is.
+        from += k + 2;
+    }
+}
+
+/// Whether a parameter (`name=value`, compared up to its first `=`, spaces trimmed) is
+/// `filename` or `filename*`, in any case.
+fn is_filename_key(param: &[u8]) -> bool {
+    let key = param
+        .split(|&c| c == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    key.eq_ignore_ascii_case(b"filename") || key.eq_ignore_ascii_case(b"filename*")
 }
 
 /// Rebuilds the body and `Content-Type` of the replayed request.
@@ -301,11 +382,11 @@ mod tests {
         let (enc, carried) = block(capture(kind, Bytes::from(body))).unwrap();
         assert_eq!(enc, FormEncoding::Multipart);
         assert_eq!(&carried[..], "product_id=3&note=%C3%A4+%26+%3D".as_bytes());
-        let (ct, rebuilt) = rebuild(enc, &carried, &[0xab; 16]);
+        let (ct, rebuilt) = rebuild(enc, &Bytes::copy_from_slice(&carried), &[0xab; 16]);
         let ct = ct.unwrap();
         let boundary = multer::parse_boundary(ct.to_str().unwrap()).unwrap();
         let again = block(capture(FormKind::Multipart { boundary }, rebuilt)).unwrap();
-        assert_eq!(again.1, carried);
+        assert_eq!(&again.1[..], &carried[..]);
     }
 
     /// The rebuild as it was written first (one general pass with `String`s): the reference
@@ -467,5 +548,271 @@ mod tests {
             block(capture(FormKind::Empty, Bytes::from_static(b"x"))),
             Err(reasons::UNSUPPORTED_FORM)
         );
+    }
+
+    // Differential tests of the mint-side fast paths against the code they replaced.
+
+    /// Cases per differential property here; `AMP_DIFF_CASES` overrides, as elsewhere.
+    fn cases(default: u32) -> proptest::prelude::ProptestConfig {
+        let cases = std::env::var("AMP_DIFF_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(default);
+        proptest::prelude::ProptestConfig::with_cases(cases)
+    }
+
+    /// The byte-by-byte reading `has_filename_param` replaced: the reference.
+    fn has_filename_param_bytewise(value: &[u8]) -> bool {
+        let (mut quoted, mut escaped, mut start) = (false, false, 0);
+        for i in 0..=value.len() {
+            let b = value.get(i).copied().unwrap_or(b';');
+            if quoted {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => quoted = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => quoted = true,
+                b';' => {
+                    let key = value
+                        .get(start..i.min(value.len()))
+                        .unwrap_or_default()
+                        .split(|&c| c == b'=')
+                        .next()
+                        .unwrap_or_default()
+                        .trim_ascii();
+                    if key.eq_ignore_ascii_case(b"filename")
+                        || key.eq_ignore_ascii_case(b"filename*")
+                    {
+                        return true;
+                    }
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        quoted
+    }
+
+    #[test]
+    fn filename_param_table() {
+        let rows: &[(&str, bool)] = &[
+            (r#"form-data; name="product_id""#, false),
+            (r#"form-data; name="f"; filename="a.txt""#, true),
+            (r#"form-data; name="f"; FileName*=UTF-8''a.txt"#, true),
+            (r#"form-data; name="f"; filename"#, true),
+            (r#"form-data; name="a;filename=x""#, false),
+            (r#"form-data; name="a\";filename=x""#, false),
+            (r#"form-data; name="a\\";filename=x"#, true),
+            (r#"form-data; name="unterminated"#, true),
+            (r#"form-data; name="x\"#, true),
+            ("form-data; filenames=x", false),
+            ("form-data;filename =x", true),
+            ("", false),
+        ];
+        for (value, want) in rows {
+            assert_eq!(has_filename_param(value.as_bytes()), *want, "{value}");
+            assert_eq!(
+                has_filename_param_bytewise(value.as_bytes()),
+                *want,
+                "{value}"
+            );
+        }
+    }
+
+    /// Pieces of `Content-Disposition` values: the usual ones and every edge of the reading.
+    const DISPOSITION_PIECES: &[&str] = &[
+        "form-data",
+        ";",
+        "; ",
+        " ",
+        "\t",
+        "name",
+        "filename",
+        "FILENAME",
+        "filename*",
+        "file",
+        "names",
+        "=",
+        "\"",
+        "\\",
+        "\\\"",
+        "a",
+        "x.txt",
+        "product_id",
+        "*",
+        "é",
+    ];
+
+    fn disposition_like() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => prop::collection::vec(prop::sample::select(DISPOSITION_PIECES), 0..14)
+                .prop_map(|v| v.concat().into_bytes()),
+            1 => prop::collection::vec(
+                prop::sample::select(b"\";\\= afilenameFILENAME*".to_vec()),
+                0..40,
+            ),
+            1 => prop::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(cases(30_000))]
+
+        /// The jumping reading answers what the byte-by-byte one answers.
+        #[test]
+        fn fast_filename_param_agrees_with_the_bytewise_reading(v in disposition_like()) {
+            proptest::prop_assert_eq!(has_filename_param(&v), has_filename_param_bytewise(&v));
+        }
+    }
+
+    fn content_type_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let prefix = prop::sample::select(vec![
+            "multipart/form-data; boundary=",
+            "multipart/form-data;boundary=",
+            "Multipart/Form-Data; boundary=",
+            "multipart/form-data; Boundary=",
+            "multipart/form-data; boundary =",
+            "multipart/form-data;  boundary=",
+            "multipart/form-data; charset=utf-8; boundary=",
+            "multipart/mixed; boundary=",
+        ]);
+        let boundary = prop_oneof![
+            "-{0,30}[A-Za-z0-9]{0,20}",
+            "----WebKitFormBoundary[A-Za-z0-9]{16}",
+            "-{27}[0-9]{10,30}",
+            "[A-Za-z0-9'()+_,./:=? \"-]{0,72}",
+            any::<String>(),
+        ];
+        let suffix = prop::sample::select(vec!["", "", "", ";", "; charset=utf-8", " ", "\""]);
+        (prefix, boundary, suffix).prop_map(|(p, b, s)| format!("{p}{b}{s}"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(cases(30_000))]
+
+        /// Where the browser-shape reading answers, multer's MIME parse gives that boundary.
+        #[test]
+        fn fast_boundary_agrees_with_multer(ct in content_type_like()) {
+            if let Some(b) = browser_boundary(&ct) {
+                let general = multer::parse_boundary(&ct);
+                proptest::prop_assert_eq!(general.as_deref(), Ok(b), "{:?}", ct);
+            }
+        }
+    }
+
+    #[test]
+    fn browsers_boundaries_take_the_fast_path() {
+        for ct in [
+            "multipart/form-data; boundary=----WebKitFormBoundaryAbC123xyz",
+            "multipart/form-data; boundary=----geckoformboundary3f8a9c0e1b2d",
+            "multipart/form-data; boundary=---------------------------1234567890",
+        ] {
+            assert!(browser_boundary(ct).is_some(), "{ct}");
+        }
+    }
+
+    /// What `capture_multer` wrote before: every field collected, then one serializer.
+    fn capture_by_serializer(boundary: &str, body: &[u8]) -> Result<Vec<u8>, Rejection> {
+        block(async {
+            let body = Bytes::copy_from_slice(body);
+            let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
+            let mut multipart = multer::Multipart::new(stream, boundary);
+            let mut fields: Vec<(String, String)> = Vec::new();
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|_| reasons::BAD_MULTIPART)?
+            {
+                let names_a_file = field
+                    .headers()
+                    .get(http::header::CONTENT_DISPOSITION)
+                    .is_some_and(|v| has_filename_param_bytewise(v.as_bytes()));
+                if field.file_name().is_some() || names_a_file {
+                    return Err(reasons::FILE_PART);
+                }
+                if fields.len() >= MAX_FIELDS {
+                    return Err(reasons::BODY_TOO_LARGE);
+                }
+                let name = field.name().ok_or(reasons::BAD_MULTIPART)?.to_owned();
+                let value = field.bytes().await.map_err(|_| reasons::BAD_MULTIPART)?;
+                let value =
+                    String::from_utf8(value.to_vec()).map_err(|_| reasons::BAD_MULTIPART)?;
+                fields.push((name, value));
+            }
+            let mut out = form_urlencoded::Serializer::new(String::new());
+            out.extend_pairs(&fields);
+            Ok(out.finish().into_bytes())
+        })
+    }
+
+    /// Field names and values: plain, reserved, non-ASCII, non-UTF-8, framing look-alikes.
+    const FIELD_PIECES: &[&[u8]] = &[
+        b"a",
+        b"product_id",
+        b"3",
+        b" ",
+        b"&",
+        b"=",
+        b"+",
+        b"%",
+        b"\xc3\xa4",
+        b"\xe2\x80\xa6",
+        b"\xff",
+        b"\r\n",
+        b"--b",
+        b"\"",
+        b"*",
+        b"~",
+        b"",
+    ];
+
+    /// One multipart part: its `Content-Disposition` parameters and its value.
+    fn part_like() -> impl proptest::strategy::Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        use proptest::prelude::*;
+        let bytes = || {
+            prop::collection::vec(prop::sample::select(FIELD_PIECES), 0..6).prop_map(|v| v.concat())
+        };
+        let disposition = prop_oneof![
+            8 => bytes().prop_map(|n| [b"form-data; name=\"".as_slice(), &n, b"\""].concat()),
+            1 => disposition_like(),
+            1 => Just(b"form-data; name=\"f\"; filename=\"a.txt\"".to_vec()),
+        ];
+        (disposition, bytes())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(cases(8_000))]
+
+        /// Fields encoded as they come, values read as multer's chunks: the same answer, byte
+        /// for byte, as collecting every field and serializing once.
+        #[test]
+        fn streamed_capture_agrees_with_the_serializer(
+            parts in proptest::collection::vec(part_like(), 0..5),
+            broken in proptest::prelude::any::<bool>(),
+        ) {
+            let mut body = Vec::new();
+            for (disposition, value) in &parts {
+                body.extend_from_slice(b"--b\r\nContent-Disposition: ");
+                body.extend_from_slice(disposition);
+                body.extend_from_slice(b"\r\n\r\n");
+                body.extend_from_slice(value);
+                body.extend_from_slice(b"\r\n");
+            }
+            if !broken {
+                body.extend_from_slice(b"--b--\r\n");
+            }
+            let kind = FormKind::Multipart { boundary: "b".into() };
+            let got = block(capture(kind, Bytes::copy_from_slice(&body)))
+                .map(|(enc, c)| (enc, c.to_vec()));
+            let want = capture_by_serializer("b", &body).map(|v| (FormEncoding::Multipart, v));
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! handoff. Only a path on the publisher origin is ever accepted, so a return
 //! path can never become an open redirect.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use percent_encoding::percent_decode;
@@ -108,6 +109,18 @@ pub fn validate_return_path(
         return Ok(candidate.to_owned());
     }
     validate_general(candidate, publisher_origin)
+}
+
+/// [`validate_return_path`] that hands a candidate already in normal form back as it is
+/// (borrowed stays borrowed): the mint's usual return path costs no allocation.
+pub(crate) fn validate_return_path_cow<'a>(
+    candidate: Cow<'a, str>,
+    publisher_origin: &Url,
+) -> Result<Cow<'a, str>, ReturnPathError> {
+    if is_http_origin(publisher_origin) && is_plain_path(candidate.as_bytes()) {
+        return Ok(candidate);
+    }
+    validate_general(&candidate, publisher_origin).map(Cow::Owned)
 }
 
 /// An http(s) origin with a host: the only kind a return path is resolved against.
@@ -265,9 +278,20 @@ pub fn return_path_from_referer(
     publisher_origin: &Url,
     cache_host_matches: impl Fn(&str) -> bool,
 ) -> Option<String> {
+    return_path_from_referer_cow(referer, publisher_origin, cache_host_matches).map(Cow::into_owned)
+}
+
+/// [`return_path_from_referer`], borrowing from `referer` when the return path is a slice
+/// of it (the usual case: a plain cache page URL).
+pub(crate) fn return_path_from_referer_cow<'r>(
+    referer: &'r str,
+    publisher_origin: &Url,
+    cache_host_matches: impl Fn(&str) -> bool,
+) -> Option<Cow<'r, str>> {
     match PlainReferer::parse(referer) {
         Some(plain) => from_referer_parts(&plain.parts(), publisher_origin, cache_host_matches),
-        None => referer_general(referer, publisher_origin, cache_host_matches),
+        None => referer_general(referer, publisher_origin, cache_host_matches)
+            .map(|p| Cow::Owned(p.into_owned())),
     }
 }
 
@@ -277,7 +301,7 @@ fn referer_general(
     referer: &str,
     publisher_origin: &Url,
     cache_host_matches: impl Fn(&str) -> bool,
-) -> Option<String> {
+) -> Option<Cow<'static, str>> {
     let referer = Url::parse(referer).ok()?;
     if !matches!(referer.scheme(), "http" | "https")
         || !referer.username().is_empty()
@@ -287,8 +311,8 @@ fn referer_general(
     }
     let host = referer.host_str()?;
     let authority = match referer.port() {
-        Some(port) => std::borrow::Cow::Owned(format!("{host}:{port}")),
-        None => std::borrow::Cow::Borrowed(host),
+        Some(port) => Cow::Owned(format!("{host}:{port}")),
+        None => Cow::Borrowed(host),
     };
     let parts = RefererParts {
         scheme: referer.scheme(),
@@ -297,8 +321,10 @@ fn referer_general(
         authority: &authority,
         path: referer.path(),
         query: referer.query(),
+        tail: &referer[url::Position::BeforePath..url::Position::AfterQuery],
     };
     from_referer_parts(&parts, publisher_origin, cache_host_matches)
+        .map(|p| Cow::Owned(p.into_owned()))
 }
 
 /// What [`return_path_from_referer`] needs of a parsed http(s) `Referer` without userinfo.
@@ -313,19 +339,23 @@ struct RefererParts<'a> {
     authority: &'a str,
     path: &'a str,
     query: Option<&'a str>,
+    /// `path`, then `?` and `query` if there is one: as they follow each other in the URL.
+    tail: &'a str,
 }
 
-fn from_referer_parts(
-    referer: &RefererParts<'_>,
+fn from_referer_parts<'a>(
+    referer: &RefererParts<'a>,
     publisher_origin: &Url,
     cache_host_matches: impl Fn(&str) -> bool,
-) -> Option<String> {
+) -> Option<Cow<'a, str>> {
     // Tuple origins compare scheme, host and port (default ports filled in).
     let same_origin = referer.scheme == publisher_origin.scheme()
         && Some(referer.host) == publisher_origin.host_str()
         && referer.port == publisher_origin.port_or_known_default();
-    let mut candidate = if same_origin {
-        referer.path.to_owned()
+    // The candidate is the path (on the cache: what follows the publisher host) and the
+    // query, which in the URL already follow each other: a slice of it.
+    let candidate = if same_origin {
+        Cow::Borrowed(referer.tail)
     } else {
         if !cache_host_matches(referer.authority) {
             return None;
@@ -344,17 +374,14 @@ fn from_referer_parts(
         {
             return None;
         }
-        if rest.is_empty() {
-            "/".to_owned()
-        } else {
-            rest.to_owned()
+        match (rest.is_empty(), referer.query) {
+            // `rest` ends `path`, which `tail` starts with.
+            (false, _) => Cow::Borrowed(&referer.tail[referer.path.len() - rest.len()..]),
+            (true, None) => Cow::Borrowed("/"),
+            (true, Some(query)) => Cow::Owned(format!("/?{query}")),
         }
     };
-    if let Some(query) = referer.query {
-        candidate.push('?');
-        candidate.push_str(query);
-    }
-    validate_return_path(&candidate, publisher_origin).ok()
+    validate_return_path_cow(candidate, publisher_origin).ok()
 }
 
 /// A `Referer` the WHATWG parser would leave exactly as it is, split without it: `http://`
@@ -424,6 +451,11 @@ impl<'a> PlainReferer<'a> {
             authority: self.authority,
             path,
             query,
+            tail: if self.path_and_query.is_empty() {
+                "/"
+            } else {
+                self.path_and_query
+            },
         }
     }
 }
@@ -967,7 +999,9 @@ pub(crate) mod tests {
                 if is_plain_path(c.as_bytes()) {
                     proptest::prop_assert_eq!(general.as_deref(), Ok(c.as_str()), "{:?}", c);
                 }
-                proptest::prop_assert_eq!(validate_return_path(&c, &origin), general, "{:?}", c);
+                proptest::prop_assert_eq!(validate_return_path(&c, &origin), general.clone(), "{:?}", c);
+                let cow = validate_return_path_cow(Cow::Borrowed(&c), &origin);
+                proptest::prop_assert_eq!(cow.map(Cow::into_owned), general, "{:?}", c);
             }
         }
     }
@@ -1031,6 +1065,46 @@ pub(crate) mod tests {
         ]
     }
 
+    /// The return path from a `Referer` as it was first built, by copies: the WHATWG parse,
+    /// then path (or what follows the publisher host) and query pushed into a new string.
+    fn referer_by_copies(referer: &str, origin: &Url) -> Option<String> {
+        let url = Url::parse(referer).ok()?;
+        if !matches!(url.scheme(), "http" | "https")
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return None;
+        }
+        let host = url.host_str()?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let same_origin = url.origin() == origin.origin();
+        let mut candidate = if same_origin {
+            url.path().to_owned()
+        } else {
+            if !on_cache(&authority) {
+                return None;
+            }
+            let (host, _, rest) = publisher_path_from_cache_path(url.path())?;
+            let page = Url::parse(&format!("{}://{host}/", origin.scheme())).ok()?;
+            if page.origin() != origin.origin() {
+                return None;
+            }
+            if rest.is_empty() {
+                "/".to_owned()
+            } else {
+                rest.to_owned()
+            }
+        };
+        if let Some(query) = url.query() {
+            candidate.push('?');
+            candidate.push_str(query);
+        }
+        validate_general(&candidate, origin).ok()
+    }
+
     proptest::proptest! {
         #![proptest_config(diff_cases())]
 
@@ -1055,13 +1129,19 @@ pub(crate) mod tests {
                     authority: &authority,
                     path: url.path(),
                     query: url.query(),
+                    tail: &url[url::Position::BeforePath..url::Position::AfterQuery],
                 };
                 proptest::prop_assert_eq!(plain.parts(), want, "{:?}", r);
             }
             for origin in [shop(), local()] {
                 proptest::prop_assert_eq!(
                     return_path_from_referer(&r, &origin, on_cache),
-                    referer_general(&r, &origin, on_cache),
+                    referer_by_copies(&r, &origin),
+                    "{:?}", r
+                );
+                proptest::prop_assert_eq!(
+                    return_path_from_referer(&r, &origin, on_cache),
+                    referer_general(&r, &origin, on_cache).map(Cow::into_owned),
                     "{:?}", r
                 );
             }

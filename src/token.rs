@@ -201,7 +201,9 @@ impl std::error::Error for TokenError {}
 
 impl HandoffToken {
     /// Seals `change`, bound to `publisher`, with the keyring's signing key and returns the
-    /// token text. The AEAD nonce comes from the thread-local CSPRNG.
+    /// token text. The AEAD nonce comes from the thread-local CSPRNG. (The mint seals with
+    /// [`HandoffToken::seal_url`]; this form is the tests'.)
+    #[cfg(test)]
     pub(crate) fn seal(
         keyring: &Keyring,
         publisher: &str,
@@ -219,6 +221,7 @@ impl HandoffToken {
 
     /// [`HandoffToken::seal`] with a given AEAD nonce: deterministic, for tests. A nonce must
     /// never be used twice with one key.
+    #[cfg(test)]
     pub(crate) fn seal_with_aead_nonce(
         keyring: &Keyring,
         publisher: &str,
@@ -228,57 +231,32 @@ impl HandoffToken {
         nonce: [u8; NONCE_LEN],
         aead_nonce: [u8; AEAD_NONCE_LEN],
     ) -> Result<String, TokenError> {
-        let signer = keyring.signer();
-        let method = change.method.as_str().as_bytes();
-        if method.len() > MAX_METHOD_LEN
-            || change.target.len() > MAX_TARGET_LEN
-            || change.return_path.len() > MAX_TARGET_LEN
-            || publisher.len() > MAX_TARGET_LEN
-            || change.body.len() > u16::MAX as usize
-        {
-            return Err(TokenError::TooLarge);
-        }
-        let aad_len = 2 + signer.id.len();
-        let plain_len = 8
-            + 8
-            + NONCE_LEN
-            + 2
-            + publisher.len()
-            + 1
-            + method.len()
-            + 2
-            + change.target.len()
-            + 1
-            + 2
-            + change.body.len()
-            + 2
-            + change.return_path.len();
-        let len = aad_len + AEAD_NONCE_LEN + plain_len + TAG_LEN;
-        if base64::encoded_len(len, false).is_none_or(|n| n > MAX_TOKEN_LEN) {
-            return Err(TokenError::TooLarge);
-        }
-        let mut buf = Vec::with_capacity(len);
-        buf.push(TOKEN_VERSION);
-        buf.push(signer.id.len() as u8);
-        buf.extend_from_slice(signer.id.as_bytes());
-        buf.extend_from_slice(&aead_nonce);
-        buf.extend_from_slice(&issued_at.to_be_bytes());
-        buf.extend_from_slice(&expires_at.to_be_bytes());
-        buf.extend_from_slice(&nonce);
-        put16(&mut buf, publisher.as_bytes());
-        buf.push(method.len() as u8);
-        buf.extend_from_slice(method);
-        put16(&mut buf, change.target.as_bytes());
-        buf.push(change.encoding.to_byte());
-        put16(&mut buf, &change.body);
-        put16(&mut buf, change.return_path.as_bytes());
-        let (head, plain) = buf.split_at_mut(aad_len + AEAD_NONCE_LEN);
-        let tag = signer
-            .handoff
-            .encrypt_inout_detached(&XNonce::from(aead_nonce), &head[..aad_len], plain.into())
-            .map_err(|_| TokenError::TooLarge)?;
-        buf.extend_from_slice(&tag);
-        Ok(URL_SAFE_NO_PAD.encode(&buf))
+        let contents = Unsealed {
+            publisher,
+            method: change.method.as_str(),
+            target: &change.target,
+            encoding: change.encoding,
+            body: &change.body,
+            return_path: &change.return_path,
+            issued_at,
+            expires_at,
+            nonce,
+        };
+        let text = seal_after(&[], keyring, &contents, aead_nonce)?;
+        Ok(String::from_utf8(text).expect("base64url is ASCII"))
+    }
+
+    /// The token of `contents` appended to `prefix` (the handoff URL up to `token=`), in one
+    /// buffer of exactly the right size: the mint's `AMP-Redirect-To` value. The AEAD nonce
+    /// comes from the thread-local CSPRNG.
+    pub(crate) fn seal_url(
+        prefix: &[&str],
+        keyring: &Keyring,
+        contents: &Unsealed<'_>,
+    ) -> Result<Vec<u8>, TokenError> {
+        let mut aead_nonce = [0u8; AEAD_NONCE_LEN];
+        rand::rng().fill_bytes(&mut aead_nonce);
+        seal_after(prefix, keyring, contents, aead_nonce)
     }
 
     /// Opens `text` and returns the token, or why it was refused.
@@ -381,9 +359,134 @@ impl HandoffToken {
     }
 }
 
-fn put16(buf: &mut Vec<u8>, field: &[u8]) {
-    buf.extend_from_slice(&(field.len() as u16).to_be_bytes());
-    buf.extend_from_slice(field);
+/// What a token seals, by reference: a mint seals the parts it holds without first building
+/// an owned [`CapturedChange`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unsealed<'a> {
+    /// The publisher origin the token is bound to.
+    pub(crate) publisher: &'a str,
+    /// [`CapturedChange::method`].
+    pub(crate) method: &'a str,
+    /// [`CapturedChange::target`].
+    pub(crate) target: &'a str,
+    /// [`CapturedChange::encoding`].
+    pub(crate) encoding: FormEncoding,
+    /// [`CapturedChange::body`].
+    pub(crate) body: &'a [u8],
+    /// [`CapturedChange::return_path`].
+    pub(crate) return_path: &'a str,
+    /// Unix seconds when it is minted.
+    pub(crate) issued_at: u64,
+    /// Unix seconds after which it is refused.
+    pub(crate) expires_at: u64,
+    /// The replay guard's single-use value.
+    pub(crate) nonce: [u8; NONCE_LEN],
+}
+
+/// Tokens whose raw bytes fit here are laid out on the stack (every usual form does); a
+/// larger one gets a heap buffer. Either way the plaintext is encrypted in place, so after
+/// sealing the buffer holds only what the token shows anyway.
+const STACK_RAW: usize = 1024;
+
+/// `prefix` then the token text of `contents`, in one exactly sized buffer.
+fn seal_after(
+    prefix: &[&str],
+    keyring: &Keyring,
+    c: &Unsealed<'_>,
+    aead_nonce: [u8; AEAD_NONCE_LEN],
+) -> Result<Vec<u8>, TokenError> {
+    let signer = keyring.signer();
+    let method = c.method.as_bytes();
+    if method.len() > MAX_METHOD_LEN
+        || c.target.len() > MAX_TARGET_LEN
+        || c.return_path.len() > MAX_TARGET_LEN
+        || c.publisher.len() > MAX_TARGET_LEN
+        || c.body.len() > u16::MAX as usize
+    {
+        return Err(TokenError::TooLarge);
+    }
+    let aad_len = 2 + signer.id.len();
+    let plain_len = 8
+        + 8
+        + NONCE_LEN
+        + 2
+        + c.publisher.len()
+        + 1
+        + method.len()
+        + 2
+        + c.target.len()
+        + 1
+        + 2
+        + c.body.len()
+        + 2
+        + c.return_path.len();
+    let len = aad_len + AEAD_NONCE_LEN + plain_len + TAG_LEN;
+    let text_len = base64::encoded_len(len, false)
+        .filter(|&n| n <= MAX_TOKEN_LEN)
+        .ok_or(TokenError::TooLarge)?;
+
+    let mut stack = [0u8; STACK_RAW];
+    let mut heap = Vec::new();
+    let raw: &mut [u8] = if len <= STACK_RAW {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut w = Cursor {
+        buf: &mut *raw,
+        at: 0,
+    };
+    w.put(&[TOKEN_VERSION, signer.id.len() as u8]);
+    w.put(signer.id.as_bytes());
+    w.put(&aead_nonce);
+    w.put(&c.issued_at.to_be_bytes());
+    w.put(&c.expires_at.to_be_bytes());
+    w.put(&c.nonce);
+    put16(&mut w, c.publisher.as_bytes());
+    w.put(&[method.len() as u8]);
+    w.put(method);
+    put16(&mut w, c.target.as_bytes());
+    w.put(&[c.encoding.to_byte()]);
+    put16(&mut w, c.body);
+    put16(&mut w, c.return_path.as_bytes());
+    debug_assert_eq!(w.at, len - TAG_LEN);
+    let (head, rest) = raw.split_at_mut(aad_len + AEAD_NONCE_LEN);
+    let (plain, tag_out) = rest.split_at_mut(plain_len);
+    let tag = signer
+        .handoff
+        .encrypt_inout_detached(&XNonce::from(aead_nonce), &head[..aad_len], plain.into())
+        .map_err(|_| TokenError::TooLarge)?;
+    tag_out.copy_from_slice(&tag);
+
+    let prefix_len: usize = prefix.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(prefix_len + text_len);
+    for p in prefix {
+        out.extend_from_slice(p.as_bytes());
+    }
+    out.resize(prefix_len + text_len, 0);
+    URL_SAFE_NO_PAD
+        .encode_slice(&*raw, &mut out[prefix_len..])
+        .map_err(|_| TokenError::TooLarge)?;
+    Ok(out)
+}
+
+/// Writes the token's fields one after the other into a buffer sized for them.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+}
+
+fn put16(w: &mut Cursor<'_>, field: &[u8]) {
+    w.put(&(field.len() as u16).to_be_bytes());
+    w.put(field);
 }
 
 struct Reader<'a>(&'a [u8]);
