@@ -462,7 +462,7 @@ impl<'a> PlainReferer<'a> {
 
 /// Lowercase ASCII labels of letters, digits and `-`, none empty, none starting with `xn--`
 /// (punycode, which IDNA checks), the last starting with a letter (never an IPv4 number).
-fn is_plain_host(host: &[u8]) -> bool {
+pub(crate) fn is_plain_host(host: &[u8]) -> bool {
     let mut last_first = 0u8;
     for label in host.split(|&b| b == b'.') {
         let ok = !label.is_empty()

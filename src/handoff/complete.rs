@@ -178,28 +178,18 @@ fn is_plain_origin(origin: &str) -> bool {
         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     };
-    // Byte loops: this runs on every direct completion, for a 40-byte origin.
-    let mut last: &[u8] = &[];
-    for label in host.split(|&b| b == b'.') {
-        let ok = !label.is_empty()
-            && !label.starts_with(b"xn--")
-            && label
-                .iter()
-                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return false;
-        }
-        last = label;
+    // The same host rule as a plain `Referer` at mint.
+    if !crate::return_path::is_plain_host(host) {
+        return false;
     }
-    let port_ok = port.is_none_or(|p| {
+    port.is_none_or(|p| {
         !p.is_empty()
             && p[0] != b'0'
             && p.len() <= 5
             && p.iter().all(u8::is_ascii_digit)
             && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
             && p != default_port
-    });
-    last.first().is_some_and(u8::is_ascii_lowercase) && port_ok
+    })
 }
 
 /// Reserves the nonce, replays the change through the app, records the outcome, and
