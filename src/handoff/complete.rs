@@ -63,6 +63,12 @@ where
             );
             let mut res = rejection.page(&back);
             res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            res.extensions_mut()
+                .insert(if rejection.status() == StatusCode::GONE {
+                    HandoffOutcome::Expired
+                } else {
+                    HandoffOutcome::Refused
+                });
             if rejection.status() == StatusCode::METHOD_NOT_ALLOWED {
                 res.headers_mut()
                     .insert(http::header::ALLOW, HeaderValue::from_static("GET, POST"));
@@ -214,6 +220,8 @@ where
     } = checked;
     let change = token.change;
     let back = absolute(publisher, &change.return_path);
+    // The confirmation page's own POST, not the navigation from the cache page.
+    let confirmed = parts.method == Method::POST;
 
     let expires =
         UNIX_EPOCH + Duration::from_secs(token.expires_at.saturating_add(config.clock_skew));
@@ -242,6 +250,7 @@ where
             tracing::warn!("amp_session.replay_guard_full");
             let mut res = reasons::REPLAY_FULL.page(&change.return_path);
             res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+            res.extensions_mut().insert(HandoffOutcome::GuardUnavailable);
             return Ok(res);
         }
         Err(e) => {
@@ -251,6 +260,7 @@ where
             let h = res.headers_mut();
             h.insert(&REFERRER_POLICY, NO_REFERRER);
             h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+            res.extensions_mut().insert(HandoffOutcome::GuardUnavailable);
             return Ok(res);
         }
     }
@@ -305,7 +315,11 @@ where
         for c in res.headers().get_all(SET_COOKIE) {
             out.headers_mut().append(SET_COOKIE, c.clone());
         }
-        out.extensions_mut().insert(HandoffOutcome::Applied);
+        out.extensions_mut().insert(if confirmed {
+            HandoffOutcome::Confirmed
+        } else {
+            HandoffOutcome::Applied
+        });
         return Ok(out);
     }
     if status == StatusCode::NOT_FOUND {
