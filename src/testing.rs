@@ -29,6 +29,7 @@
 //! let layer = AmpSessionLayer::builder()
 //!     .publisher_origin("https://shop.example")
 //!     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+//!     .direct_route("/cart/add") // applied on arrival from the cache page
 //!     .build()
 //!     .unwrap();
 //! let mut app = layer.wrap_router(Router::new().route("/cart/add", post(add)));
