@@ -19,9 +19,12 @@ use tracing_subscriber::Layer;
 
 const CACHE: &str = "https://shop-example.cdn.ampproject.org";
 
+/// An event's fields, as (name, value).
+type EventFields = Vec<(String, String)>;
+
 /// Every WARN event: (message, fields).
 #[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+struct Warnings(Arc<Mutex<Vec<(String, EventFields)>>>);
 
 #[derive(Default)]
 struct Fields(String, Vec<(String, String)>);
@@ -50,7 +53,7 @@ impl<S: Subscriber> Layer<S> for Warnings {
 }
 
 impl Warnings {
-    fn named(&self, name: &str) -> Vec<Vec<(String, String)>> {
+    fn named(&self, name: &str) -> Vec<EventFields> {
         self.0
             .lock()
             .unwrap()

@@ -138,7 +138,10 @@ async fn a_sensitive_route_stops_at_the_confirmation_page_unless_confirmed() {
     assert_eq!(shown.outcome(), Some(HandoffOutcome::ConfirmationShown));
     assert_eq!(shown.status(), StatusCode::OK);
     assert!(shown.confirmation().is_none(), "no click by default");
-    assert!(cart.lock().unwrap().is_empty(), "nothing applied without the click");
+    assert!(
+        cart.lock().unwrap().is_empty(),
+        "nothing applied without the click"
+    );
 
     let clicked = Handoff::post("/account/email")
         .form(&form)
@@ -146,7 +149,11 @@ async fn a_sensitive_route_stops_at_the_confirmation_page_unless_confirmed() {
         .send(&layer, &mut app)
         .await;
     let page = clicked.confirmation().expect("the page that was confirmed");
-    assert!(page.text().contains("Confirm your change"), "{}", page.text());
+    assert!(
+        page.text().contains("Confirm your change"),
+        "{}",
+        page.text()
+    );
     assert_eq!(clicked.status(), StatusCode::SEE_OTHER);
     assert_eq!(cart.lock().unwrap().len(), 1, "applied by the click");
 }
