@@ -19,7 +19,17 @@ fn gated_targets() -> Vec<(String, String, Vec<String>)> {
     let mut found = Vec::new();
     let mut kind = None;
     let mut name = None;
+    // `cargo package` writes arrays one item a line: join them into one line first.
+    let mut lines: Vec<String> = Vec::new();
     for line in manifest.lines().map(str::trim) {
+        match lines.last_mut() {
+            Some(open) if open.contains('[') && !open.contains(']') && !open.starts_with('[') => {
+                open.push_str(line)
+            }
+            _ => lines.push(line.to_owned()),
+        }
+    }
+    for line in lines.iter().map(String::as_str) {
         if line.starts_with('[') {
             kind = match line {
                 "[[test]]" => Some("test"),
