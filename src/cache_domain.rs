@@ -101,6 +101,49 @@ impl CacheDomain {
             })
     }
 
+    /// The `https://` origin of `subdomain` under `host` (one of [`hosts`](Self::hosts)),
+    /// with this cache's port: what a browser sends from the publisher's page there.
+    pub(crate) fn page_origin(&self, subdomain: &str, host: &str) -> String {
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!("https://{subdomain}.{host}{port}")
+    }
+
+    /// When a custom domain is a publisher's page host on a cache rather than a cache domain
+    /// (under a built-in cache, or `<publisher subdomain>.<domain>`): the domain and what was
+    /// likely meant, as code. `publishers` are (host, cache subdomain) pairs.
+    pub(crate) fn page_host_misuse(&self, publishers: &[(&str, &str)]) -> Option<(String, String)> {
+        const BUILT_IN: [(&str, &str); 3] = [
+            (
+                "cdn.ampproject.org",
+                "CacheDomain::google() (a default cache)",
+            ),
+            ("www.bing-amp.com", "CacheDomain::bing() (a default cache)"),
+            ("bing-amp.com", "CacheDomain::bing() (a default cache)"),
+        ];
+        for host in &self.hosts {
+            if BUILT_IN.iter().any(|(b, _)| b == host) {
+                continue;
+            }
+            for (built_in, meant) in BUILT_IN {
+                if host.ends_with(&format!(".{built_in}")) {
+                    return Some((host.clone(), meant.to_owned()));
+                }
+            }
+            for (publisher, subdomain) in publishers {
+                let dashed = publisher.replace('.', "-");
+                for label in [*subdomain, *publisher, &dashed] {
+                    let rest = strip_prefix_ignore_case(host.as_bytes(), label.as_bytes())
+                        .and_then(|r| r.strip_prefix(b"."))
+                        .and_then(|r| std::str::from_utf8(r).ok());
+                    if let Some(rest) = rest.filter(|r| r.contains('.')) {
+                        return Some((host.clone(), format!("CacheDomain::custom({rest:?})")));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     pub(crate) fn is_valid(&self) -> bool {
         self.hosts.iter().all(|h| {
             !h.is_empty()
@@ -142,6 +185,43 @@ mod tests {
             .hosts
             .iter()
             .any(|h| host.eq_ignore_ascii_case(&format!("{subdomain}.{h}{port}")))
+    }
+
+    #[test]
+    fn page_hosts_are_told_from_cache_domains() {
+        let publishers = [("shop.example", "shop-example")];
+        let google = "CacheDomain::google() (a default cache)".to_owned();
+        // (cache, what was meant; None: a cache domain)
+        let rows = [
+            (CacheDomain::google(), None),
+            (CacheDomain::bing(), None),
+            (CacheDomain::custom("cache.localhost"), None),
+            (CacheDomain::custom("cdn.ampproject.org"), None),
+            (
+                CacheDomain::custom("shop-example.cdn.ampproject.org"),
+                Some(google.clone()),
+            ),
+            (
+                CacheDomain::custom("shop.example.cdn.ampproject.org"),
+                Some(google),
+            ),
+            (
+                CacheDomain::custom("shop-example.bing-amp.com"),
+                Some("CacheDomain::bing() (a default cache)".to_owned()),
+            ),
+            (
+                CacheDomain::custom("shop-example.cache.test"),
+                Some("CacheDomain::custom(\"cache.test\")".to_owned()),
+            ),
+            (CacheDomain::custom("shop-example.test"), None),
+        ];
+        for (cache, meant) in rows {
+            assert_eq!(
+                cache.page_host_misuse(&publishers).map(|(_, m)| m),
+                meant,
+                "{cache:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,12 +10,12 @@ use crate::cache_domain::CacheDomain;
 use crate::cache_url::cache_subdomain;
 use crate::classify::Allowlist;
 use crate::cookie_name::CookieName;
+use crate::cookie_template::CookieTemplate;
 use crate::email::EmailSenders;
 use crate::keyring::{KeyError, Keyring, KeyringBuilder};
-use crate::layer::AmpSessionLayer;
+use crate::near_miss::NearMisses;
 use crate::replay::{unix, MemoryReplayGuard, ReplayGuard};
 use crate::return_path::validate_return_path;
-use crate::session::CookieTemplate;
 
 /// Where the user lands on the origin once a handoff has applied its change.
 ///
@@ -44,7 +44,25 @@ pub enum ReturnTo {
 }
 
 /// Why a configuration was refused by [`ConfigBuilder::build`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` carries the message too (then the variant), so that `?` in `main`, which prints
+/// `Debug`, says what is wrong and how to fix it:
+///
+/// ```
+/// use tower_amp_session::{AmpSessionLayer, Keyring};
+///
+/// let e = AmpSessionLayer::builder()
+///     .publisher_origin("http://shop.example")
+///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(
+///     format!("{e:?}"),
+///     "publisher origin \"http://shop.example\" must be https://host[:port] (http only for \
+///      localhost names) (ConfigError::InvalidPublisherOrigin)"
+/// );
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// No publisher origin was given.
@@ -80,6 +98,32 @@ pub enum ConfigError {
     ReturnPathIsHandoffPath(String),
     /// An email sender is neither `name@domain` nor `@domain`.
     InvalidEmailSender(String),
+    /// A declared route ([`ConfigBuilder::direct_route`], [`ConfigBuilder::pass_through`])
+    /// covers the handoff path, which the layer answers itself.
+    RouteCoversHandoffPath {
+        /// The declared route.
+        route: String,
+        /// The handoff path it covers.
+        handoff_path: String,
+    },
+    /// A pass-through path is not an absolute path without query or fragment.
+    InvalidPassThrough(String),
+    /// A pass-through path and a direct route cover one another: the route would never be
+    /// handed off, or the pass-through would hand off.
+    PassThroughCoversDirectRoute {
+        /// The pass-through path.
+        pass_through: String,
+        /// The direct route.
+        route: String,
+    },
+    /// A custom cache domain is a publisher's page host on a cache, not a cache domain
+    /// (`CacheDomain::custom("shop-example.cdn.ampproject.org")`).
+    CacheDomainIsPageHost {
+        /// The domain given.
+        domain: String,
+        /// What was likely meant, as code (`CacheDomain::google()`).
+        meant: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -118,11 +162,79 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidEmailSender(s) => {
                 write!(f, "email sender {s:?} must be name@domain or @domain")
             }
+            ConfigError::RouteCoversHandoffPath { route, handoff_path } => write!(
+                f,
+                "route {route:?} covers the handoff path {handoff_path:?}, which the layer answers \
+                 itself: declare the routes below it one by one, or move the handoff path"
+            ),
+            ConfigError::InvalidPassThrough(p) => write!(
+                f,
+                "pass-through path {p:?} must be an absolute path like /api/ (a prefix when it ends in '/'), without query"
+            ),
+            ConfigError::PassThroughCoversDirectRoute {
+                pass_through,
+                route,
+            } => write!(
+                f,
+                "pass-through path {pass_through:?} and direct route {route:?} cover one another: \
+                 a path is either left alone or handed off, not both"
+            ),
+            ConfigError::CacheDomainIsPageHost { domain, meant } => write!(
+                f,
+                "cache domain {domain:?} is a publisher's page host on an AMP cache, not a cache \
+                 domain (the layer puts the publisher's subdomain in front itself): use {meant}"
+            ),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl ConfigError {
+    /// The variant's name, for `Debug`.
+    fn variant(&self) -> &'static str {
+        match self {
+            ConfigError::NoPublisherOrigin => "NoPublisherOrigin",
+            ConfigError::InvalidPublisherOrigin(_) => "InvalidPublisherOrigin",
+            ConfigError::NoKeyring => "NoKeyring",
+            ConfigError::Key(_) => "Key",
+            ConfigError::SameSiteStrict => "SameSiteStrict",
+            ConfigError::InvalidCookieName(_) => "InvalidCookieName",
+            ConfigError::InvalidCookieDomain(_) => "InvalidCookieDomain",
+            ConfigError::HostPrefixWithDomain(_) => "HostPrefixWithDomain",
+            ConfigError::InvalidHandoffPath(_) => "InvalidHandoffPath",
+            ConfigError::InvalidCacheDomain(_) => "InvalidCacheDomain",
+            ConfigError::InvalidLimit(_) => "InvalidLimit",
+            ConfigError::InvalidReturnPath(_) => "InvalidReturnPath",
+            ConfigError::CacheSubdomain(_) => "CacheSubdomain",
+            ConfigError::InvalidDirectRoute(_) => "InvalidDirectRoute",
+            ConfigError::ReturnPathIsHandoffPath(_) => "ReturnPathIsHandoffPath",
+            ConfigError::InvalidEmailSender(_) => "InvalidEmailSender",
+            ConfigError::RouteCoversHandoffPath { .. } => "RouteCoversHandoffPath",
+            ConfigError::InvalidPassThrough(_) => "InvalidPassThrough",
+            ConfigError::PassThroughCoversDirectRoute { .. } => "PassThroughCoversDirectRoute",
+            ConfigError::CacheDomainIsPageHost { .. } => "CacheDomainIsPageHost",
+        }
+    }
+}
+
+/// The message, then the variant (as `std::io::Error`-style crates do): `?` in `main`
+/// prints this.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Key(e) => write!(f, "{e:?} (ConfigError::Key)"),
+            _ => write!(f, "{self} (ConfigError::{})", self.variant()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Key(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<KeyError> for ConfigError {
     fn from(e: KeyError) -> Self {
@@ -146,7 +258,7 @@ pub enum SameSite {
 
 pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// Builds an [`AmpSessionLayer`]; every check happens in [`ConfigBuilder::build`].
+/// Builds an [`AmpSessionLayer`](crate::AmpSessionLayer); every check happens in [`ConfigBuilder::build`].
 ///
 /// ```
 /// use tower_amp_session::{AmpSessionLayer, Keyring};
@@ -178,6 +290,7 @@ pub struct ConfigBuilder {
     replay_guard: Option<Arc<dyn ReplayGuard>>,
     clock: Option<Clock>,
     direct_routes: Vec<String>,
+    pass_through: Vec<String>,
     external_session: Option<String>,
     email_senders: Vec<String>,
 }
@@ -214,6 +327,7 @@ impl Default for ConfigBuilder {
             replay_guard: None,
             clock: None,
             direct_routes: Vec::new(),
+            pass_through: Vec::new(),
             external_session: None,
             email_senders: Vec::new(),
         }
@@ -412,6 +526,41 @@ impl ConfigBuilder {
         self
     }
 
+    /// Leaves a path alone: the layer does nothing at all for it (no classification, no
+    /// refusal, no session, no CORS headers) and calls the app as it is. For a non-AMP API
+    /// with its own CORS (`CorsLayer`) inside the wrapped router.
+    ///
+    /// `path` is an exact path (`/api/ping`), or a prefix when it ends in `/` (`/api/`
+    /// leaves `/api/ping` and `/api/v1/x` alone, not `/api`). Only a plain path matches: one
+    /// with `%`, `\`, `;`, `//` or a dot segment is handled as usual, since a server in
+    /// front might resolve it to another route. Handlers there find no
+    /// [`AmpSession`](crate::AmpSession). [`ConfigBuilder::build`] refuses a path that covers
+    /// the handoff path, and one that covers or is covered by a direct route. The
+    /// alternative, with axum: `Router::new().nest("/api", api).fallback_service(layer
+    /// .layer(shop))` (see [the stacking guide](crate::docs::stacking)).
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, ConfigError, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .pass_through("/api/")
+    ///     .build();
+    /// assert!(layer.is_ok());
+    ///
+    /// let covers_handoff = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .pass_through("/_amp/")
+    ///     .build();
+    /// assert!(matches!(covers_handoff, Err(ConfigError::RouteCoversHandoffPath { .. })));
+    /// ```
+    pub fn pass_through(mut self, path: impl Into<String>) -> Self {
+        self.pass_through.push(path.into());
+        self
+    }
+
     /// Bring your own session: the layer issues no cookie of its own. A request that carries
     /// the app's cookie `cookie_name` counts as having a session; on completion the change
     /// is replayed through the app's own session layer (placed inside this one) and the
@@ -430,11 +579,6 @@ impl ConfigBuilder {
     pub fn email_sender(mut self, sender: impl Into<String>) -> Self {
         self.email_senders.push(sender.into());
         self
-    }
-
-    /// Checks the configuration and builds the layer.
-    pub fn build(self) -> Result<AmpSessionLayer, ConfigError> {
-        Ok(AmpSessionLayer::from_config(Arc::new(self.into_config()?)))
     }
 
     pub(crate) fn into_config(self) -> Result<Config, ConfigError> {
@@ -499,6 +643,7 @@ impl ConfigBuilder {
             }
         }
         let mut caches = Vec::new();
+        let mut near_misses = NearMisses::default();
         for (i, p) in publishers.iter_mut().enumerate() {
             let sub = cache_subdomain(&p.host)
                 .map_err(|_| ConfigError::CacheSubdomain(p.host.clone()))?;
@@ -506,18 +651,41 @@ impl ConfigBuilder {
                 for o in c.origins(&sub) {
                     caches.push((o.into_boxed_str(), i));
                 }
+                for h in c.hosts() {
+                    near_misses.add(&p.host, &sub, h, &c.page_origin(&sub, h));
+                }
             }
             p.cache_subdomain = sub;
         }
+        let hosts: Vec<(&str, &str)> = publishers
+            .iter()
+            .map(|p| (&*p.host, &*p.cache_subdomain))
+            .collect();
+        for c in &self.caches {
+            if let Some((domain, meant)) = c.page_host_misuse(&hosts) {
+                return Err(ConfigError::CacheDomainIsPageHost { domain, meant });
+            }
+        }
         for p in &self.direct_routes {
-            let valid = p.starts_with('/')
-                && !p.starts_with("//")
-                && p.len() <= MAX_ROUTE_LEN
-                && p.bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
-                && !is_handoff_path(&self.handoff_path, p);
-            if !valid {
+            if !is_route_shaped(p) {
                 return Err(ConfigError::InvalidDirectRoute(p.clone()));
+            }
+            refuse_covering_handoff(p, &self.handoff_path)?;
+        }
+        for p in &self.pass_through {
+            if !is_route_shaped(p) {
+                return Err(ConfigError::InvalidPassThrough(p.clone()));
+            }
+            refuse_covering_handoff(p, &self.handoff_path)?;
+            if let Some(r) = self
+                .direct_routes
+                .iter()
+                .find(|r| route_covers(p, r) || route_covers(r, p))
+            {
+                return Err(ConfigError::PassThroughCoversDirectRoute {
+                    pass_through: p.clone(),
+                    route: r.clone(),
+                });
             }
         }
         for s in &self.email_senders {
@@ -580,8 +748,15 @@ impl ConfigBuilder {
                 .into_iter()
                 .map(String::into_boxed_str)
                 .collect(),
+            pass_through: self
+                .pass_through
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
             session_mode,
             warned_strict: std::sync::atomic::AtomicBool::new(false),
+            warned_one_route: std::sync::atomic::AtomicBool::new(false),
+            near_misses,
         })
     }
 }
@@ -590,6 +765,55 @@ impl ConfigBuilder {
 const MAX_BODY_LIMIT: usize = 5120;
 /// The longest direct route accepted.
 const MAX_ROUTE_LEN: usize = 1024;
+
+/// Absolute, printable, without query or fragment: a path a route can be declared as.
+fn is_route_shaped(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && p.len() <= MAX_ROUTE_LEN
+        && p.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+}
+
+/// Whether the declared `route` (exact, or a prefix ending in `/`) covers `path`, ASCII
+/// case-insensitively (as the handoff path is compared).
+fn route_covers(route: &str, path: &str) -> bool {
+    if route.ends_with('/') {
+        path.get(..route.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(route))
+    } else {
+        path.eq_ignore_ascii_case(route)
+    }
+}
+
+/// A declared route must not cover the one path the layer answers itself, however spelled.
+fn refuse_covering_handoff(route: &str, handoff_path: &str) -> Result<(), ConfigError> {
+    if route_covers(route, handoff_path) || is_handoff_path(handoff_path, route) {
+        return Err(ConfigError::RouteCoversHandoffPath {
+            route: route.to_owned(),
+            handoff_path: handoff_path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Only a plain path matches a declared route: no `%`, `\`, `;`, `//` or dot segment, which
+/// a server or proxy in front of the app might resolve to another route than the one
+/// declared (`/cart/../account/email` is below `/cart/` as text, not as a route).
+fn is_plain_path(path: &str) -> bool {
+    !path.contains(['%', '\\', ';'])
+        && !path.contains("//")
+        && path.split('/').all(|seg| seg != "." && seg != "..")
+}
+
+/// Whether `path` is `route` exactly, or below it when it is a prefix ending in `/`.
+fn matches_route(route: &str, path: &str) -> bool {
+    if route.ends_with('/') {
+        path.starts_with(route)
+    } else {
+        path == route
+    }
+}
 
 /// Whether the path of `path_and_query` is the handoff path, the one path this layer answers
 /// itself. Compared after percent-decoding and ASCII-case-insensitively, so no spelling of
@@ -697,9 +921,15 @@ pub(crate) struct Config {
     pub(crate) clock: Clock,
     /// Routes a handoff may apply without the confirmation step ([`ConfigBuilder::direct_route`]).
     pub(crate) direct_routes: Vec<Box<str>>,
+    /// Paths the layer leaves alone ([`ConfigBuilder::pass_through`]); usually none.
+    pub(crate) pass_through: Box<[Box<str>]>,
     pub(crate) session_mode: SessionMode,
     /// Whether the "app cookie is SameSite=Strict" warning was logged (once is enough).
     pub(crate) warned_strict: std::sync::atomic::AtomicBool,
+    /// Whether a mint in a copy of the layer that wraps one axum route was logged.
+    pub(crate) warned_one_route: std::sync::atomic::AtomicBool,
+    /// Refused origins that are almost this publisher's cache origin.
+    pub(crate) near_misses: NearMisses,
 }
 
 /// Whose cookie carries the session.
@@ -723,22 +953,16 @@ impl Config {
     /// Whether `target` (path and query) is a declared direct route: exactly, or below a
     /// declared prefix ending in `/`.
     ///
-    /// Only a plain path can match: no `%`, `\`, `;`, `//` or dot segment, which a server
-    /// or proxy in front of the app might resolve to another route than the one declared
-    /// (`/cart/../account/email` is below `/cart/` as text, not as a route).
+    /// Only a plain path can match ([`is_plain_path`]).
     pub(crate) fn is_direct_route(&self, target: &str) -> bool {
         let path = target.split('?').next().unwrap_or(target);
-        let plain = !path.contains(['%', '\\', ';'])
-            && !path.contains("//")
-            && path.split('/').all(|seg| seg != "." && seg != "..");
-        plain
-            && self.direct_routes.iter().any(|p| {
-                if p.ends_with('/') {
-                    path.starts_with(&**p)
-                } else {
-                    path == &**p
-                }
-            })
+        is_plain_path(path) && self.direct_routes.iter().any(|p| matches_route(p, path))
+    }
+
+    /// Whether the layer leaves `path` alone ([`ConfigBuilder::pass_through`]). Only a
+    /// plain path can match ([`is_plain_path`]).
+    pub(crate) fn passes_through(&self, path: &str) -> bool {
+        self.pass_through.iter().any(|p| matches_route(p, path)) && is_plain_path(path)
     }
 
     /// Whether `path_and_query` is a path the layer answers itself (the handoff path): never

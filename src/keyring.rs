@@ -78,7 +78,18 @@ pub(crate) fn derive(key: &[u8], info: &[u8]) -> [u8; 32] {
 }
 
 /// Why a key or keyring was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` carries the message too (then the variant), so that `?` in `main`, which prints
+/// `Debug`, says what is wrong:
+///
+/// ```
+/// use tower_amp_session::KeyError;
+///
+/// let e = KeyError::EnvNotSet("AMP_SESSION_KEYS".into());
+/// assert!(format!("{e:?}").starts_with("AMP_SESSION_KEYS is not set; it must hold"));
+/// assert!(format!("{e:?}").ends_with("(KeyError::EnvNotSet)"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyError {
     /// The key is shorter than [`MIN_KEY_LEN`] bytes.
@@ -139,10 +150,45 @@ impl fmt::Display for KeyError {
             KeyError::MissingId { entry } => {
                 write!(f, "key list entry {entry} is not of the form id:<base64>")
             }
-            KeyError::EnvNotSet(var) => write!(f, "{var} is not set"),
-            KeyError::EnvEmpty(var) => write!(f, "{var} is empty"),
+            KeyError::EnvNotSet(var) => write!(f, "{var} is not set; {ENV_FORM}"),
+            KeyError::EnvEmpty(var) => write!(f, "{var} is empty; {ENV_FORM}"),
             KeyError::EnvNotUnicode(var) => write!(f, "{var} is not valid UTF-8"),
             KeyError::Env { var, error } => write!(f, "{var}: {error}"),
+        }
+    }
+}
+
+/// What a keyring variable must hold, for the errors that find it unset or empty.
+const ENV_FORM: &str = "it must hold the handoff keys as id:<base64>[,id:<base64>...], the \
+     first one signing, each at least 32 random bytes (e.g. k1:$(openssl rand -base64 32))";
+
+impl KeyError {
+    /// The variant's name, for `Debug`.
+    fn variant(&self) -> &'static str {
+        match self {
+            KeyError::TooShort { .. } => "TooShort",
+            KeyError::InvalidId(_) => "InvalidId",
+            KeyError::DuplicateId(_) => "DuplicateId",
+            KeyError::InvalidBase64(_) => "InvalidBase64",
+            KeyError::NoSigningKey => "NoSigningKey",
+            KeyError::SeveralSigningKeys => "SeveralSigningKeys",
+            KeyError::MissingId { .. } => "MissingId",
+            KeyError::EnvNotSet(_) => "EnvNotSet",
+            KeyError::EnvEmpty(_) => "EnvEmpty",
+            KeyError::EnvNotUnicode(_) => "EnvNotUnicode",
+            KeyError::Env { .. } => "Env",
+        }
+    }
+}
+
+/// The message, then the variant: `?` in `main` prints this.
+impl fmt::Debug for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Env { error, .. } => {
+                write!(f, "{self} (KeyError::Env, KeyError::{})", error.variant())
+            }
+            _ => write!(f, "{self} (KeyError::{})", self.variant()),
         }
     }
 }
@@ -344,7 +390,10 @@ impl Keyring {
     /// `k2:<base64>,k1:<base64>`: the first key signs, all verify. Give every origin instance
     /// the same value so that a token minted by one completes on any other.
     ///
-    /// Every error names the variable: [`KeyError::EnvNotSet`], [`KeyError::EnvEmpty`],
+    /// This is the quick start's form too: `AMP_SESSION_KEYS=k1:$(openssl rand -base64 32)`.
+    ///
+    /// Every error names the variable, and an unset or empty one says what it must hold:
+    /// [`KeyError::EnvNotSet`], [`KeyError::EnvEmpty`],
     /// [`KeyError::EnvNotUnicode`], or [`KeyError::Env`] wrapping what [`Keyring::from_list`]
     /// refused, e.g. `AMP_SESSION_KEYS: key "k1" is not valid base64`. Key material is never
     /// echoed into an error.
@@ -358,7 +407,7 @@ impl Keyring {
     ///
     /// let unset = Keyring::from_env("DOC_AMP_UNSET").unwrap_err();
     /// assert_eq!(unset, KeyError::EnvNotSet("DOC_AMP_UNSET".into()));
-    /// assert_eq!(unset.to_string(), "DOC_AMP_UNSET is not set");
+    /// assert!(unset.to_string().starts_with("DOC_AMP_UNSET is not set; it must hold the handoff keys as id:<base64>"));
     ///
     /// std::env::set_var("DOC_AMP_BAD", "k1:not*base64");
     /// let bad = Keyring::from_env("DOC_AMP_BAD").unwrap_err();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::config::{Config, ConfigBuilder};
+use crate::config::{Config, ConfigBuilder, ConfigError};
 use crate::handoff::HandoffService;
 use crate::service::AmpSessionService;
 
@@ -45,10 +45,6 @@ impl AmpSessionLayer {
     /// Starts the configuration; see [`ConfigBuilder`] for every option and its default.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
-    }
-
-    pub(crate) fn from_config(config: Arc<Config>) -> Self {
-        AmpSessionLayer { config }
     }
 
     /// A [`HandoffService`] with this layer's configuration, for apps that mount the
@@ -128,37 +124,22 @@ impl<S> Layer<S> for AmpSessionLayer {
     }
 }
 
-/// Put on requests a copy of this layer handled where its [`AmpSession`](crate::AmpSession)
-/// does not already say so (bring-your-own-session mode, replays, per-route copies). A copy
-/// further in that sees either passes the request through untouched, so two copies in one
-/// stack (`wrap_router(router.layer(amp))`, or the layer added twice) act as one: one
-/// classification, one session, never two cookies.
-///
-/// A zero-sized type: inserting it allocates nothing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Handled;
-
-/// Marks the requests a handoff replays into the app with [`Handled`].
-#[derive(Debug, Clone)]
-pub(crate) struct MarkReplays<S>(pub(crate) S);
-
-impl<S, B> tower_service::Service<http::Request<B>> for MarkReplays<S>
-where
-    S: tower_service::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
-        req.extensions_mut().insert(Handled);
-        self.0.call(req)
+// Here rather than in config.rs, so that the configuration knows nothing of the layer made
+// from it: the builder checks and produces a `Config`, and the layer is made from that.
+impl ConfigBuilder {
+    /// Checks the configuration and builds the layer.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, ConfigError, Keyring};
+    ///
+    /// let refused = AmpSessionLayer::builder()
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .build();
+    /// assert_eq!(refused.unwrap_err(), ConfigError::NoPublisherOrigin);
+    /// ```
+    pub fn build(self) -> Result<AmpSessionLayer, ConfigError> {
+        Ok(AmpSessionLayer {
+            config: Arc::new(self.into_config()?),
+        })
     }
 }

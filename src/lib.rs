@@ -23,7 +23,7 @@
 //! pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //!     let layer = AmpSessionLayer::builder()
 //!         .publisher_origin("https://shop.example")
-//!         .keyring(Keyring::builder().signing_base64("k1", &std::env::var("AMP_SESSION_KEY")?))
+//!         .keyring(Keyring::from_env("AMP_SESSION_KEYS")?) // k1:<base64 of 32 random bytes>
 //!         // Applied on arrival from the cache page; other routes show a confirmation page.
 //!         .direct_route("/cart/add")
 //!         .build()?;
@@ -60,7 +60,8 @@
 //!        │ GET /_amp/handoff?token=…  (+ cookie, if any)│ the publisher, reserve its nonce,
 //!        │                                              │ read or issue the session cookie,
 //!        │                                              │ replay POST /cart/add → app
-//!   4    │ ◄── 303 See Other, Location: /products/3     │
+//!   4    │ ◄── 303 See Other                            │
+//!        │     Location: https://shop.example/products/3│
 //!        │     Set-Cookie: <session> (when new)         │
 //!   5    │ GET /products/3  (clean URL, the session) ─► │
 //! ```
@@ -125,6 +126,7 @@ pub mod cache_url;
 mod classify;
 mod config;
 mod cookie_name;
+mod cookie_template;
 mod cors;
 pub mod docs;
 mod email;
@@ -132,9 +134,12 @@ mod email;
 mod extract;
 mod form;
 mod future;
+mod handled;
 mod handoff;
 mod keyring;
 mod layer;
+mod near_miss;
+mod one_route;
 mod query;
 mod reject;
 mod replay;

@@ -15,8 +15,8 @@ use crate::classify::{Classified, RequestSource};
 use crate::config::{Config, SessionMode};
 use crate::cors;
 use crate::future::{Extra, ResponseFuture};
+use crate::handled::{Handled, MarkReplays};
 use crate::handoff;
-use crate::layer::{Handled, MarkReplays};
 use crate::reject::{reasons, Rejection};
 use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
 
@@ -93,11 +93,16 @@ where
             let future = self.inner.call(req.map(RequestBody::inner));
             return ResponseFuture::call(future, None, crate::future::Extra::None);
         }
+        if !self.config.pass_through.is_empty() && self.config.passes_through(req.uri().path()) {
+            // `pass_through`: the app's own path (an API with its own CORS); nothing to do.
+            let future = self.inner.call(req.map(RequestBody::inner));
+            return ResponseFuture::call(future, None, Extra::None);
+        }
         if req.uri().path() == &*self.config.handoff_path {
             let inner = self.take_ready();
-            if crate::router::wraps_one_route::<S>() {
+            if crate::one_route::wraps_one_route::<S>() {
                 // `Router::layer`: this copy cannot reach the other routes. Say so.
-                return ResponseFuture::handoff(crate::router::per_route_handoff(inner, req));
+                return ResponseFuture::handoff(crate::one_route::per_route_handoff(inner, req));
             }
             let config = self.config.clone();
             let inner = MarkReplays(inner);
@@ -127,7 +132,13 @@ where
         let changing = config.is_state_changing(req.method());
         if changing {
             match classified.source {
-                RequestSource::Foreign => return reject(reasons::FOREIGN_ORIGIN, &req, classified),
+                RequestSource::Foreign => {
+                    // Almost the cache origin: a misconfiguration, said in the answer and logs.
+                    if let Some(res) = config.near_misses.refusal(req.headers()) {
+                        return ResponseFuture::ready(res);
+                    }
+                    return reject(reasons::FOREIGN_ORIGIN, &req, classified);
+                }
                 RequestSource::Direct if !config.allow_direct_changes => {
                     return reject(reasons::NO_ORIGIN, &req, classified)
                 }
@@ -142,7 +153,14 @@ where
             SessionMode::Own => {
                 let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
                     Some(id) => (id, false),
-                    None if hand_off => return mint(config, classified, req),
+                    None if hand_off => {
+                        return mint(
+                            config,
+                            classified,
+                            req,
+                            crate::one_route::wraps_one_route::<S>(),
+                        )
+                    }
                     None => (SessionId::generate(), true),
                 };
                 let mut session = AmpSession::new(id, is_new, classified.source, false);
@@ -166,7 +184,12 @@ where
             }
             SessionMode::External(name) => {
                 if hand_off && !has_cookie(req.headers(), name) {
-                    return mint(config, classified, req);
+                    return mint(
+                        config,
+                        classified,
+                        req,
+                        crate::one_route::wraps_one_route::<S>(),
+                    );
                 }
                 let ext = req.extensions_mut();
                 ext.insert(classified.source);
@@ -193,6 +216,7 @@ fn mint<B, ResB, F, E>(
     config: &Arc<Config>,
     classified: Classified,
     req: Request<B>,
+    wraps_one_route: bool,
 ) -> ResponseFuture<F, ResB, E>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -200,6 +224,9 @@ where
     ResB: Send + 'static,
     E: Send + 'static,
 {
+    if wraps_one_route {
+        crate::one_route::warn_at_mint(config);
+    }
     let (parts, body) = req.into_parts();
     let config = config.clone();
     ResponseFuture::handoff(Box::pin(async move {

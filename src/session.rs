@@ -13,6 +13,7 @@ use rand::RngCore;
 use crate::classify::RequestSource;
 use crate::config::Config;
 use crate::cookie_name::CookieName;
+use crate::cookie_template::CookieValue;
 
 /// Bytes of CSPRNG output in a session ID (SPEC: at least 128 bits).
 const ID_BYTES: usize = 16;
@@ -278,49 +279,10 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &CookieName) -> Option<Sess
         .find_map(SessionId::parse_bytes)
 }
 
-/// The `Set-Cookie` header for a session, split around the ID so that issuing one costs a
-/// single allocation. Attributes are rendered once, by the `cookie` crate, at build time.
-#[derive(Debug, Clone)]
-pub(crate) struct CookieTemplate {
-    prefix: Box<str>,
-    suffix: Box<str>,
-}
-
-impl CookieTemplate {
-    pub(crate) fn new(
-        name: &str,
-        max_age: std::time::Duration,
-        same_site: cookie::SameSite,
-        domain: Option<&str>,
-    ) -> Self {
-        const MARK: &str = "\u{1}ID\u{1}";
-        let mut c = cookie::Cookie::new(name.to_owned(), "X".to_owned());
-        c.set_http_only(true);
-        c.set_secure(true);
-        c.set_path("/");
-        c.set_same_site(same_site);
-        c.set_max_age(cookie::time::Duration::seconds(
-            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
-        ));
-        if let Some(d) = domain {
-            c.set_domain(d.to_owned());
-        }
-        let rendered = c.to_string().replacen("=X", &format!("={MARK}"), 1);
-        let (prefix, suffix) = rendered.split_once(MARK).unwrap_or((&rendered, ""));
-        CookieTemplate {
-            prefix: prefix.into(),
-            suffix: suffix.into(),
-        }
-    }
-
-    pub(crate) fn render(&self, id: &SessionId) -> HeaderValue {
-        // Bytes, not a String: the ID is ASCII already, and HeaderValue checks every byte.
-        let mut s = Vec::with_capacity(self.prefix.len() + ID_LEN + self.suffix.len());
-        s.extend_from_slice(self.prefix.as_bytes());
-        s.extend_from_slice(&id.0);
-        s.extend_from_slice(self.suffix.as_bytes());
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
-            .unwrap_or_else(|_| HeaderValue::from_static(""))
+/// The ID is what the session cookie carries ([`CookieTemplate`](crate::cookie_template::CookieTemplate)).
+impl CookieValue for SessionId {
+    fn cookie_value(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -526,33 +488,5 @@ mod tests {
         assert_eq!(SessionId::parse(&format!("{}B", "A".repeat(21))), None);
         assert!(SessionId::parse(&format!("{}A", "A".repeat(21))).is_some());
         assert_eq!(SessionId::parse(&format!("{}+", "A".repeat(21))), None);
-    }
-
-    #[test]
-    fn cookie_template_renders_secure_attributes() {
-        let t = CookieTemplate::new(
-            "__Host-amp_session",
-            std::time::Duration::from_secs(3600),
-            cookie::SameSite::None,
-            None,
-        );
-        let id = SessionId::generate();
-        let v = t.render(&id);
-        let s = v.to_str().unwrap();
-        assert!(
-            s.starts_with(&format!("__Host-amp_session={}", id.as_str())),
-            "{s}"
-        );
-        // What a browser requires of a `__Host-` cookie: Secure, Path=/, no Domain.
-        for attr in [
-            "HttpOnly",
-            "Secure",
-            "Path=/",
-            "SameSite=None",
-            "Max-Age=3600",
-        ] {
-            assert!(s.contains(attr), "{s} lacks {attr}");
-        }
-        assert!(!s.contains("Domain"), "{s}");
     }
 }

@@ -7,8 +7,13 @@
 //! 1. the cookieless POST from the publisher's page on the AMP cache (the first configured
 //!    cache origin), in `multipart/form-data` like amp-form, or urlencoded;
 //! 2. the top-level navigation to the `AMP-Redirect-To` URL on the publisher origin;
-//! 3. when the layer shows its confirmation page, the click on its button (the first-party
-//!    POST of the token), unless [`Handoff::without_confirming`].
+//! 3. only when asked with [`Handoff::confirm`]: the click on the confirmation page's button
+//!    (the first-party POST of the token), when the layer shows that page.
+//!
+//! By default the handoff stops where a real browser stops: a route that is not declared
+//! with [`direct_route`](crate::ConfigBuilder::direct_route) ends on the confirmation page
+//! ([`HandoffOutcome::ConfirmationShown`]), and the change is not applied until the shopper
+//! clicks, which [`Handoff::confirm`] plays.
 //!
 //! Each answer is kept as a [`TestResponse`]; [`Completed`] says what the last one was.
 //!
@@ -29,7 +34,7 @@
 //! let layer = AmpSessionLayer::builder()
 //!     .publisher_origin("https://shop.example")
 //!     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
-//!     .direct_route("/cart/add") // applied on arrival from the cache page
+//!     .direct_route("/cart/add") // applied on arrival; other routes ask first
 //!     .build()
 //!     .unwrap();
 //! let mut app = layer.wrap_router(Router::new().route("/cart/add", post(add)));
@@ -94,7 +99,7 @@ impl Handoff {
             multipart: true,
             cookie: None,
             return_path: None,
-            confirm: true,
+            confirm: false,
         }
     }
 
@@ -130,8 +135,24 @@ impl Handoff {
         self
     }
 
-    /// Stops at the confirmation page, when the layer shows one, instead of clicking its
-    /// button.
+    /// Clicks the confirmation page's button when the layer shows one, as the shopper
+    /// would: the change is then applied by that click ([`HandoffOutcome::Confirmed`]).
+    /// Without it (the default) the handoff stops at the confirmation page, as a real
+    /// browser does until the shopper clicks.
+    ///
+    /// ```
+    /// use tower_amp_session::testing::Handoff;
+    ///
+    /// let handoff = Handoff::post("/account/email").form(&[("email", "a@b.example")]).confirm();
+    /// # let _ = handoff;
+    /// ```
+    pub fn confirm(mut self) -> Self {
+        self.confirm = true;
+        self
+    }
+
+    /// Stops at the confirmation page, when the layer shows one: the default, kept so that
+    /// a test can say so.
     pub fn without_confirming(mut self) -> Self {
         self.confirm = false;
         self

@@ -279,19 +279,19 @@ fn keyring_from_env_errors_name_the_variable() {
             "TAS_CFG_KEYS_UNSET",
             None,
             KeyError::EnvNotSet("TAS_CFG_KEYS_UNSET".into()),
-            "TAS_CFG_KEYS_UNSET is not set",
+            "TAS_CFG_KEYS_UNSET is not set; it must hold the handoff keys as id:<base64>[,id:<base64>...], the first one signing, each at least 32 random bytes (e.g. k1:$(openssl rand -base64 32))",
         ),
         (
             "TAS_CFG_KEYS_EMPTY",
             Some(String::new()),
             KeyError::EnvEmpty("TAS_CFG_KEYS_EMPTY".into()),
-            "TAS_CFG_KEYS_EMPTY is empty",
+            "TAS_CFG_KEYS_EMPTY is empty; it must hold the handoff keys as id:<base64>[,id:<base64>...], the first one signing, each at least 32 random bytes (e.g. k1:$(openssl rand -base64 32))",
         ),
         (
             "TAS_CFG_KEYS_BLANK",
             Some(" \n".into()),
             KeyError::EnvEmpty("TAS_CFG_KEYS_BLANK".into()),
-            "TAS_CFG_KEYS_BLANK is empty",
+            "TAS_CFG_KEYS_BLANK is empty; it must hold the handoff keys as id:<base64>[,id:<base64>...], the first one signing, each at least 32 random bytes (e.g. k1:$(openssl rand -base64 32))",
         ),
         (
             "TAS_CFG_KEYS_B64",

@@ -21,8 +21,11 @@ fn app(cart: &Cart) -> (AmpSessionLayer, Router) {
         .publisher_origin("https://shop.example")
         .keyring(Keyring::builder().signing("k1", [7u8; 32]))
         .body_limit(256)
+        // Adding to the cart applies on arrival; `/account/email` asks first.
+        .direct_route("/cart/add")
         .build()
         .unwrap();
+    let emails = cart.clone();
     let cart = cart.clone();
     let add = move |session: AmpSession, AmpForm(add): AmpForm<Add>| async move {
         if add.product_id == 0 {
@@ -33,7 +36,14 @@ fn app(cart: &Cart) -> (AmpSessionLayer, Router) {
         cart.lock().unwrap().push((id, add.product_id));
         (StatusCode::OK, Json(serde_json::json!({"ok": true})))
     };
-    let router = Router::new().route("/cart/add", post(add));
+    let email = move |session: AmpSession| async move {
+        let id = session.id().as_str().to_owned();
+        emails.lock().unwrap().push((id, 0));
+        (StatusCode::OK, Json(serde_json::json!({"ok": true})))
+    };
+    let router = Router::new()
+        .route("/cart/add", post(add))
+        .route("/account/email", post(email));
     (layer.clone(), layer.wrap_router(router))
 }
 
@@ -111,4 +121,39 @@ async fn the_session_is_the_browsers_own_or_a_new_one() {
     let cart = cart.lock().unwrap().clone();
     let id = cookie.split_once('=').unwrap().1;
     assert_eq!(cart, [(id.to_owned(), 3), (id.to_owned(), 4)]);
+}
+
+/// Like a real browser, a handoff to a route that asks first stops at the confirmation
+/// page unless the test asks for the click.
+#[tokio::test]
+async fn a_sensitive_route_stops_at_the_confirmation_page_unless_confirmed() {
+    let cart = Cart::default();
+    let (layer, mut app) = app(&cart);
+    let form = [("email", "a@b.example")];
+
+    let shown = Handoff::post("/account/email")
+        .form(&form)
+        .send(&layer, &mut app)
+        .await;
+    assert_eq!(shown.outcome(), Some(HandoffOutcome::ConfirmationShown));
+    assert_eq!(shown.status(), StatusCode::OK);
+    assert!(shown.confirmation().is_none(), "no click by default");
+    assert!(
+        cart.lock().unwrap().is_empty(),
+        "nothing applied without the click"
+    );
+
+    let clicked = Handoff::post("/account/email")
+        .form(&form)
+        .confirm()
+        .send(&layer, &mut app)
+        .await;
+    let page = clicked.confirmation().expect("the page that was confirmed");
+    assert!(
+        page.text().contains("Confirm your change"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(clicked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(cart.lock().unwrap().len(), 1, "applied by the click");
 }

@@ -14,9 +14,10 @@ usage: cargo run --example shop -- [options]
                          (needed for WebKit and Safari, which drop Secure cookies over http)
   --cert-out FILE        with --tls: where to write the certificate (PEM), to trust it
                          (default: a file in the system's temp directory)
-  --amp-runtime DIR      serve the AMP runtime (v0.js, v0/amp-form-0.1.js,
-                         v0/amp-mustache-0.2.js) from DIR instead of cdn.ampproject.org,
-                         so the real amp-form runs offline (e.g. ../shared/amp-runtime)
+  --amp-runtime DIR      serve the AMP runtime from DIR instead of cdn.ampproject.org, so
+                         the real amp-form runs offline: DIR holds the AMP project's build
+                         (https://cdn.ampproject.org/v0.js, v0/amp-form-0.1.js and
+                         v0/amp-mustache-0.2.js, saved with the same paths)
   --handoff-ttl SECONDS  how long a handoff link stays valid (default 120)
   --same-site lax|none   SameSite of the session cookie (default none)
   --offline              load a small local stand-in for amp-form instead of the AMP runtime

@@ -2,10 +2,10 @@
 //! keeps one cart between them.
 //!
 //! ```text
-//! cargo run --example shop -- --amp-runtime ../shared/amp-runtime
+//! cargo run --example shop -- --amp-runtime ~/amp-runtime   # the AMP build, saved
 //! open http://shop-localhost.cache.localhost:8081/c/shop.localhost:8080/products/1
 //!
-//! cargo run --example shop -- --tls --amp-runtime ../shared/amp-runtime   # WebKit, Safari
+//! cargo run --example shop -- --tls --amp-runtime ~/amp-runtime   # WebKit, Safari
 //! open https://shop-localhost.cache.localhost:8444/c/s/shop.localhost:8443/products/1
 //! ```
 //!
@@ -203,7 +203,7 @@ fn print_banner(site: &Site, runtime: &Runtime, cert: Option<&Path>) {
     if matches!(runtime, Runtime::Cdn) {
         println!(
             "\nThe pages load the AMP runtime from https://cdn.ampproject.org. Without internet, \
-             serve a local build:\n  --amp-runtime ../shared/amp-runtime"
+             serve a local copy of the AMP project's build (v0.js, v0/amp-form-0.1.js,\n  v0/amp-mustache-0.2.js saved from https://cdn.ampproject.org): --amp-runtime DIR"
         );
     }
     match cert {

@@ -85,7 +85,7 @@ impl RuntimeFiles {
             .collect();
         if !missing.is_empty() {
             return Err(format!(
-                "--amp-runtime: {} has no {} (see ../shared/amp-runtime/README.md)",
+                "--amp-runtime: {} has no {} (save them from https://cdn.ampproject.org, same paths)",
                 dir.display(),
                 missing.join(", ")
             ));

@@ -4,12 +4,35 @@
 //!
 //! | guide | read it when |
 //! |---|---|
+//! | [`handoff`] | you want the handoff in detail: who may start one, what the page says, failures, rate limits, the token |
+//! | [`configuration`] | you set options, the session cookie, key your store, cache pages, or log |
 //! | [`stacking`] | you combine the layer with tower-http (CORS, CSRF, compression, timeouts, tracing) |
 //! | [`own_session`] | you already keep sessions with tower-sessions, axum-login or your own cookie |
 //! | [`several_instances`] | more than one origin process serves the publisher |
 //! | [`security`] | you review what the layer protects against, and what it gives up |
 //! | [`tracing_events`] | you build logs, dashboards or alerts on the layer's events |
 //! | [`testing`] | you test your handlers through the layer |
+//! | [`development`] | you run the shop in Safari, read the performance figures, run browser tests or fuzz |
+
+// The guides moved from the README use every feature (as the README's doctest does): their
+// snippets are compiled whenever the features are on, and the text is always documented.
+#[cfg_attr(
+    any(not(doctest), all(feature = "axum", feature = "redis", feature = "test-util")),
+    doc = include_str!("handoff.md")
+)]
+pub mod handoff {}
+
+#[cfg_attr(
+    any(not(doctest), all(feature = "axum", feature = "redis", feature = "test-util")),
+    doc = include_str!("configuration.md")
+)]
+pub mod configuration {}
+
+#[cfg_attr(
+    any(not(doctest), all(feature = "axum", feature = "redis", feature = "test-util")),
+    doc = include_str!("development.md")
+)]
+pub mod development {}
 
 #[doc = include_str!("stacking.md")]
 pub mod stacking {}

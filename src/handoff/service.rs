@@ -97,7 +97,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let inner = crate::layer::MarkReplays(inner);
+        let inner = crate::handled::MarkReplays(inner);
         Box::pin(complete(self.config.clone(), inner, req))
     }
 }
