@@ -315,7 +315,7 @@ impl Default for ConfigBuilder {
             cookie_name: "amp_session".into(),
             cookie_max_age: Duration::from_secs(30 * 24 * 3600),
             cookie_domain: None,
-            lazy_cookie: false,
+            lazy_cookie: true,
             same_site: SameSite::None,
             handoff_path: "/_amp/handoff".into(),
             handoff_ttl: Duration::from_secs(120),
@@ -405,15 +405,17 @@ impl ConfigBuilder {
         self
     }
 
-    /// Lazy cookies (default `false`): a new session's cookie is only set when the handler
+    /// Lazy cookies (default `true`): a new session's cookie is only set when the handler
     /// used the session, that is called [`AmpSession::id`](crate::AmpSession::id). Pages
     /// that never look at the session (a product page, a 404) then set no cookie, so a
-    /// shared cache may keep them as the app said, and crawlers start no sessions. A
-    /// completed handoff always sets it (the change was applied in that session).
+    /// shared cache (a CDN) may keep them as the app said, and crawlers and the AMP cache's
+    /// own fetches start no sessions. A completed handoff always sets it (the change was
+    /// applied in that session). `false` is [`eager_cookie`](ConfigBuilder::eager_cookie).
     ///
-    /// The default, eager mode sets the cookie on the first answer to a browser and costs
-    /// nothing per request; lazy mode costs one small allocation per request that starts a
-    /// session.
+    /// Lazy mode costs one small allocation per request that may start a session (a
+    /// browser's request without the cookie); eager mode none. See
+    /// [the caching guide](crate::docs::caching) for what each mode does to a CDN and to
+    /// signed exchanges.
     ///
     /// ```
     /// use tower_amp_session::{AmpSessionLayer, Keyring};
@@ -421,13 +423,35 @@ impl ConfigBuilder {
     /// let layer = AmpSessionLayer::builder()
     ///     .publisher_origin("https://shop.example")
     ///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
-    ///     .lazy_cookie(true)
+    ///     .lazy_cookie(true) // the default
     ///     .build();
     /// assert!(layer.is_ok());
     /// ```
     pub fn lazy_cookie(mut self, lazy: bool) -> Self {
         self.lazy_cookie = lazy;
         self
+    }
+
+    /// Eager cookies: every browser's first answer sets the new session's cookie (and is
+    /// made `private`), whether or not the handler used the session. The default until
+    /// lazy cookies became it; the same as `lazy_cookie(false)`.
+    ///
+    /// No page answered to a cookieless browser stays cacheable by a CDN, and a fetch by a
+    /// signer that names no signer (webpkgserver's) gets a cookie, so it cannot be signed.
+    /// Signers that say who they are never get one, in either mode.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing_base64("k1", &"a".repeat(44)))
+    ///     .eager_cookie()
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn eager_cookie(self) -> Self {
+        self.lazy_cookie(false)
     }
 
     /// The session cookie's `SameSite` (default [`SameSite::None`]; `Strict` is refused).
@@ -908,7 +932,7 @@ pub(crate) struct Config {
     /// The name the cookie is sent and read under (`__Host-` prefixed without a domain).
     pub(crate) cookie_name: CookieName,
     pub(crate) cookie: CookieTemplate,
-    /// Issue a new session's cookie only once the handler read its ID.
+    /// Issue a new session's cookie only once the handler read its ID (the default).
     pub(crate) lazy_cookie: bool,
     pub(crate) handoff_path: Box<str>,
     pub(crate) handoff_ttl: u64,

@@ -140,6 +140,7 @@ mod keyring;
 mod layer;
 mod near_miss;
 mod one_route;
+mod metrics;
 mod query;
 mod reject;
 mod replay;
@@ -149,6 +150,7 @@ pub mod return_path;
 mod router;
 mod service;
 mod session;
+mod sxg;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
@@ -178,6 +180,7 @@ pub use replay::{MemoryReplayGuard, ReplayFuture, ReplayGuard, ReplayGuardError,
 pub use replay_redis::RedisReplayGuard;
 pub use service::AmpSessionService;
 pub use session::{AmpSession, SessionId};
+pub use sxg::is_signer_fetch;
 
 // Every Rust snippet of the README compiles (`cargo test --doc`); they use these features.
 #[cfg(all(doctest, feature = "axum", feature = "redis", feature = "test-util"))]

@@ -131,6 +131,12 @@ pub trait ReplayGuard: fmt::Debug + Send + Sync + 'static {
 
     /// Pending → absent, so the link can be retried. An applied nonce stays applied.
     fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()>;
+
+    /// How many nonces the guard holds now, if it can tell cheaply and without waiting (the
+    /// `amp_session_replay_guard_nonces` gauge of the `metrics` feature). Default: `None`.
+    fn occupancy(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared guard, e.g. one [`MemoryReplayGuard`] behind several layers in one process.
@@ -151,6 +157,9 @@ impl<G: ReplayGuard + ?Sized> ReplayGuard for Arc<G> {
     }
     fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()> {
         (**self).release(nonce)
+    }
+    fn occupancy(&self) -> Option<u64> {
+        (**self).occupancy()
     }
 }
 
@@ -559,6 +568,9 @@ impl ReplayGuard for MemoryReplayGuard {
 
     fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()> {
         done(self.do_release(nonce))
+    }
+    fn occupancy(&self) -> Option<u64> {
+        u64::try_from(self.len()).ok()
     }
 }
 

@@ -19,6 +19,7 @@ use crate::handled::{Handled, MarkReplays};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
 use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
+use crate::sxg::is_signer_fetch;
 
 /// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).
 ///
@@ -151,7 +152,16 @@ where
         let mut extra = Extra::None;
         match &config.session_mode {
             SessionMode::Own => {
-                let (id, is_new) = match read_cookie(req.headers(), &config.cookie_name) {
+                // A signer's fetch is answered to everyone under the publisher's URL: it
+                // gets no shopper's session, even with the cookie, and sets none. Safe
+                // methods only: signers only GET, and a change must reach its handoff.
+                let signer = !changing && is_signer_fetch(req.headers());
+                let cookie = if signer {
+                    None
+                } else {
+                    read_cookie(req.headers(), &config.cookie_name)
+                };
+                let (id, is_new) = match cookie {
                     Some(id) => (id, false),
                     None if hand_off => {
                         return mint(
@@ -164,7 +174,13 @@ where
                     None => (SessionId::generate(), true),
                 };
                 let mut session = AmpSession::new(id, is_new, classified.source, false);
-                if is_new && gets_cookie(classified.source, req.method()) {
+                if signer {
+                    tracing::trace!(
+                        source = classified.source.as_str(),
+                        "amp_session.signer_fetch"
+                    );
+                    session.signer_fetch = true;
+                } else if is_new && gets_cookie(classified.source, req.method()) {
                     if config.lazy_cookie {
                         let lazy = LazyCookie::new(id, classified.source, config.clone());
                         session.lazy = Some(lazy.clone());

@@ -161,13 +161,22 @@ pub struct AmpSession {
     pub(crate) is_new: bool,
     pub(crate) source: RequestSource,
     pub(crate) via_handoff: bool,
-    /// Lazy mode, a new session whose cookie waits for the handler to read the ID. `None`
-    /// otherwise, so the default (eager) mode allocates nothing for it.
+    /// A signer's fetch (see [`crate::is_signer_fetch`]): a one-request session, no cookie.
+    pub(crate) signer_fetch: bool,
+    /// Lazy mode (the default), a new session whose cookie waits for the handler to read the
+    /// ID. `None` otherwise: known sessions, eager mode, and requests that get no cookie.
     pub(crate) lazy: Option<Arc<LazyCookie>>,
 }
 
 /// A new session's cookie in lazy mode, shared by the handler's [`AmpSession`] and the
-/// response future: one allocation, only for requests that start a session.
+/// response future: one allocation, only for requests that may start a session.
+///
+/// Why not none: the flag must be reachable both from the handler's copies of the session
+/// (moved into the request, cloned by extractors, possibly sent to another task or a
+/// blocking thread that calls `id()`) and from the response future that decides on the
+/// cookie. In safe Rust that is shared ownership, so one allocation; a thread-local flag
+/// would miss an `id()` called on another thread, and the shopper would lose the session
+/// the app just stored something under.
 pub(crate) struct LazyCookie {
     /// Set by [`AmpSession::id`].
     pub(crate) used: AtomicBool,
@@ -207,14 +216,16 @@ impl AmpSession {
             is_new,
             source,
             via_handoff,
+            signer_fetch: false,
             lazy: None,
         }
     }
 
     /// The session ID: the key of the app's own session store.
     ///
-    /// With [`ConfigBuilder::lazy_cookie`](crate::ConfigBuilder::lazy_cookie), calling it is
-    /// what counts as using the session: the answer then sets the new session's cookie.
+    /// In lazy mode (the default, see
+    /// [`ConfigBuilder::lazy_cookie`](crate::ConfigBuilder::lazy_cookie)), calling it is what
+    /// counts as using the session: the answer then sets the new session's cookie.
     pub fn id(&self) -> SessionId {
         if let Some(lazy) = &self.lazy {
             lazy.used.store(true, Ordering::Relaxed);
@@ -223,10 +234,36 @@ impl AmpSession {
     }
 
     /// Whether the ID was issued by this request. The answer sets the cookie, except to
-    /// `HEAD`, `OPTIONS`, foreign origins and AMP emails (their session lasts one
-    /// request), and in lazy mode when the handler never called [`id`](AmpSession::id).
+    /// `HEAD`, `OPTIONS`, foreign origins, AMP emails and signers' fetches (their session
+    /// lasts one request), and in lazy mode when the handler never called
+    /// [`id`](AmpSession::id).
     pub fn is_new(&self) -> bool {
         self.is_new
+    }
+
+    /// Whether this request is a signer's fetch ([`is_signer_fetch`](crate::is_signer_fetch)):
+    /// amppackager, sxg-rs or the Google SXG cache fetching the page to sign it, so that
+    /// everyone is served the same answer under the publisher's URL.
+    ///
+    /// Such a request never gets the shopper's session, even when it carries the cookie:
+    /// the session is new ([`is_new`](AmpSession::is_new) is `true`), lasts this one request,
+    /// and no cookie is set whether or not [`id`](AmpSession::id) is called. Render the page
+    /// as for a first-time visitor (no cart count, no name), and do not store anything
+    /// under its ID.
+    ///
+    /// ```
+    /// use tower_amp_session::AmpSession;
+    ///
+    /// fn greeting(session: &AmpSession, name: Option<&str>) -> String {
+    ///     match name {
+    ///         Some(name) if !session.is_signer_fetch() => format!("Hello, {name}"),
+    ///         _ => "Hello".to_owned(),
+    ///     }
+    /// }
+    /// # let _ = greeting;
+    /// ```
+    pub fn is_signer_fetch(&self) -> bool {
+        self.signer_fetch
     }
 
     /// Where the request came from.
@@ -249,6 +286,7 @@ impl fmt::Debug for AmpSession {
             .field("is_new", &self.is_new)
             .field("source", &self.source)
             .field("via_handoff", &self.via_handoff)
+            .field("signer_fetch", &self.signer_fetch)
             .finish()
     }
 }
@@ -261,6 +299,7 @@ impl PartialEq for AmpSession {
             && self.is_new == other.is_new
             && self.source == other.source
             && self.via_handoff == other.via_handoff
+            && self.signer_fetch == other.signer_fetch
     }
 }
 

@@ -389,7 +389,7 @@ async fn two_sessions_with_one_prefix_keep_two_carts_through_the_layer() {
 
 /// An app that reads the session ID on `/uses-session` only.
 fn lazy_app(rec: &Recorder) -> common::App {
-    let inner = app(rec, StatusCode::OK, &[]);
+    let inner = common::app_with(rec, StatusCode::OK, &[], false);
     tower::util::BoxCloneService::new(tower::service_fn(
         move |req: Request<RequestBody<Full<Bytes>>>| {
             let mut inner = inner.clone();
@@ -404,11 +404,11 @@ fn lazy_app(rec: &Recorder) -> common::App {
 }
 
 #[tokio::test]
-async fn lazy_cookie_table() {
+async fn lazy_and_eager_cookie_table() {
     let valid = SessionId::generate();
     let cookie = format!("{COOKIE}={valid}");
-    // (row, method, path, headers, cookie set?)
-    type Row<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>, bool);
+    // (row, method, path, headers, cookie set: lazy (the default), eager)
+    type Row<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>, bool, bool);
     let rows: Vec<Row> = vec![
         (
             "page that never reads the session",
@@ -416,13 +416,23 @@ async fn lazy_cookie_table() {
             "/products/1",
             vec![],
             false,
+            true,
         ),
-        ("page that reads it", "GET", "/uses-session", vec![], true),
+        ("page that reads it", "GET", "/uses-session", vec![], true, true),
         (
             "amp-form on the origin that reads it",
             "POST",
             "/uses-session/add",
             vec![("origin", PUBLISHER)],
+            true,
+            true,
+        ),
+        (
+            "amp-form on the origin that does not read it",
+            "POST",
+            "/add",
+            vec![("origin", PUBLISHER)],
+            false,
             true,
         ),
         (
@@ -431,6 +441,7 @@ async fn lazy_cookie_table() {
             "/uses-session",
             vec![("origin", CACHE)],
             true,
+            true,
         ),
         (
             "reads it, but the cookie is there",
@@ -438,59 +449,79 @@ async fn lazy_cookie_table() {
             "/uses-session",
             vec![("cookie", &cookie)],
             false,
+            false,
         ),
-        ("reads it, but HEAD", "HEAD", "/uses-session", vec![], false),
+        ("reads it, but HEAD", "HEAD", "/uses-session", vec![], false, false),
         (
             "reads it, but a foreign origin",
             "GET",
             "/uses-session",
             vec![("origin", "https://evil.example")],
             false,
+            false,
+        ),
+        (
+            "reads it, but a signer's fetch",
+            "GET",
+            "/uses-session",
+            vec![("amp-cache-transform", "google;v=\"1..100\"")],
+            false,
+            false,
         ),
     ];
-    for (row, method, path, headers, set) in rows {
-        let rec = Recorder::default();
-        let layer = builder().lazy_cookie(true).build().unwrap();
-        let mut svc = service(&layer, lazy_app(&rec));
-        let a = send(&mut svc, request(method, path, &headers, "")).await;
-        assert_eq!(a.status, StatusCode::OK, "{row}");
-        let s = rec.seen()[0].session.clone().unwrap();
-        assert_eq!(
-            a.session_cookie().is_some(),
-            set,
-            "{row}: {:?}",
-            a.all("set-cookie")
-        );
-        if set {
+    for (row, method, path, headers, lazy_set, eager_set) in rows {
+        for (mode, set) in [("lazy", lazy_set), ("eager", eager_set)] {
+            let rec = Recorder::default();
+            let b = builder();
+            let layer = if mode == "lazy" { b } else { b.eager_cookie() };
+            let mut svc = service(&layer.build().unwrap(), lazy_app(&rec));
+            let a = send(&mut svc, request(method, path, &headers, "")).await;
+            assert_eq!(a.status, StatusCode::OK, "{row} ({mode})");
+            let s = rec.seen()[0].session.clone().unwrap();
             assert_eq!(
-                a.session_cookie(),
-                Some(format!("{COOKIE}={}", s.id())),
-                "{row}"
+                a.session_cookie().is_some(),
+                set,
+                "{row} ({mode}): {:?}",
+                a.all("set-cookie")
             );
-            assert_eq!(a.header("cache-control"), Some("private"), "{row}");
-        } else {
-            assert_eq!(
-                a.header("cache-control"),
-                None,
-                "{row}: left as the app said"
-            );
+            if set {
+                assert_eq!(
+                    a.session_cookie(),
+                    Some(format!("{COOKIE}={}", s.id())),
+                    "{row} ({mode})"
+                );
+                assert_eq!(a.header("cache-control"), Some("private"), "{row} ({mode})");
+            } else {
+                assert_eq!(
+                    a.header("cache-control"),
+                    None,
+                    "{row} ({mode}): left as the app said"
+                );
+            }
         }
     }
 }
 
 #[tokio::test]
-async fn lazy_mode_still_issues_the_cookie_on_a_completion() {
-    let rec = Recorder::default();
-    let layer = builder().lazy_cookie(true).build().unwrap();
-    // The replayed change goes to /cart/add, which never reads the ID in this app.
-    let mut svc = service(&layer, lazy_app(&rec));
-    let to = mint(&mut svc).await;
-    let a = send(&mut svc, request("GET", &to, &NAV, "")).await;
-    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
-    let s = rec.seen()[0].session.clone().unwrap();
-    assert!(s.via_handoff() && s.is_new());
-    assert_eq!(a.session_cookie(), Some(format!("{COOKIE}={}", s.id())));
-    assert_eq!(a.header("cache-control"), Some("no-store"));
+async fn a_completion_always_issues_the_cookie_in_both_modes() {
+    for eager in [false, true] {
+        let rec = Recorder::default();
+        let b = builder();
+        let layer = if eager { b.eager_cookie() } else { b }.build().unwrap();
+        // The replayed change goes to /cart/add, which never reads the ID in this app.
+        let mut svc = service(&layer, lazy_app(&rec));
+        let to = mint(&mut svc).await;
+        let a = send(&mut svc, request("GET", &to, &NAV, "")).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        let s = rec.seen()[0].session.clone().unwrap();
+        assert!(s.via_handoff() && s.is_new());
+        assert_eq!(
+            a.session_cookie(),
+            Some(format!("{COOKIE}={}", s.id())),
+            "eager: {eager}"
+        );
+        assert_eq!(a.header("cache-control"), Some("no-store"));
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod cache;
 mod cart;
 mod catalogue;
 mod form;
+mod metrics;
 mod origin;
 mod pages;
 mod runtime;
@@ -127,6 +128,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .layer(layer)
             .service(origin::router(shop)),
     );
+    // `GET /metrics`: the handoff counters as Prometheus text.
+    let origin_app = metrics::serve(origin_app)?;
     let cache_app = BoxCloneSyncService::new(cache::router(
         site.clone(),
         runtime.clone(),

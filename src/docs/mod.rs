@@ -10,7 +10,9 @@
 //! | [`own_session`] | you already keep sessions with tower-sessions, axum-login or your own cookie |
 //! | [`several_instances`] | more than one origin process serves the publisher |
 //! | [`security`] | you review what the layer protects against, and what it gives up |
+//! | [`caching`] | you put a CDN in front, serve pages as signed exchanges, or choose lazy or eager cookies |
 //! | [`tracing_events`] | you build logs, dashboards or alerts on the layer's events |
+//! | [`metrics`] | you export handoff numbers (feature `metrics`) to Prometheus or another backend |
 //! | [`testing`] | you test your handlers through the layer |
 //! | [`development`] | you run the shop in Safari, read the performance figures, run browser tests or fuzz |
 
@@ -47,8 +49,14 @@ pub mod several_instances {}
 #[doc = include_str!("../../SECURITY.md")]
 pub mod security {}
 
+#[doc = include_str!("caching.md")]
+pub mod caching {}
+
 #[doc = include_str!("tracing_events.md")]
 pub mod tracing_events {}
+
+#[doc = include_str!("metrics.md")]
+pub mod metrics {}
 
 #[doc = include_str!("testing.md")]
 pub mod testing {}

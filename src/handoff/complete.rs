@@ -317,6 +317,7 @@ where
         for c in res.headers().get_all(SET_COOKIE) {
             out.headers_mut().append(SET_COOKIE, c.clone());
         }
+        crate::metrics::handoff_applied(config, token.issued_at, confirmed);
         out.extensions_mut().insert(if confirmed {
             HandoffOutcome::Confirmed
         } else {

@@ -124,6 +124,7 @@ where
         body_len = body.len(),
         "amp_session.handoff_minted"
     );
+    crate::metrics::handoff_minted();
     // amp-form renders its success template before it navigates: the answer says what is
     // happening (the change continues on the origin), never that it is done.
     let answer = answer_json(&publisher.origin, &publisher.host);

@@ -18,6 +18,7 @@ mod service;
 
 use http::{HeaderName, HeaderValue};
 
+#[cfg(not(feature = "metrics"))]
 pub(crate) use complete::complete;
 pub(crate) use mint::mint;
 pub use service::HandoffService;
@@ -65,6 +66,30 @@ pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetc
 pub(crate) static REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
 pub(crate) const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 pub(crate) const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
+
+/// Completes a handoff and counts its outcome: the one place completions are counted, for
+/// both the layer and [`HandoffService`] (feature `metrics`; without it, `complete::complete`
+/// is used as it is).
+#[cfg(feature = "metrics")]
+pub(crate) async fn complete<S, B, ResB>(
+    config: std::sync::Arc<crate::config::Config>,
+    inner: S,
+    req: http::Request<B>,
+) -> Result<http::Response<crate::body::ResponseBody<ResB>>, S::Error>
+where
+    S: tower_service::Service<
+        http::Request<crate::body::RequestBody<B>>,
+        Response = http::Response<ResB>,
+    >,
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<crate::BoxError>,
+    ResB: http_body::Body<Data = bytes::Bytes>,
+    ResB::Error: Into<crate::BoxError>,
+{
+    let answer = complete::complete(config.clone(), inner, req).await;
+    crate::metrics::handoff_completed(&config, &answer);
+    answer
+}
 
 pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 

@@ -13,7 +13,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::config::Config;
 use crate::layer::AmpSessionLayer;
 
-use super::complete::complete;
+use super::complete;
 use super::*;
 
 /// Completes handoffs on the origin, on its own: mount it at the configured handoff path

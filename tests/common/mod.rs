@@ -60,11 +60,22 @@ pub type App = tower::util::BoxCloneService<
     Infallible,
 >;
 
-/// An app that records every request and answers with `status` and `extra` headers.
+/// An app that records every request (and so uses its session) and answers with `status`
+/// and `extra` headers.
 pub fn app(
     rec: &Recorder,
     status: StatusCode,
     extra: &'static [(&'static str, &'static str)],
+) -> App {
+    app_with(rec, status, extra, true)
+}
+
+/// [`app`], that calls `AmpSession::id` (uses the session) only when `uses_session`.
+pub fn app_with(
+    rec: &Recorder,
+    status: StatusCode,
+    extra: &'static [(&'static str, &'static str)],
+    uses_session: bool,
 ) -> App {
     let rec = rec.clone();
     tower::util::BoxCloneService::new(tower::service_fn(
@@ -85,7 +96,17 @@ pub fn app(
                         .get("content-type")
                         .map(|v| v.to_str().unwrap().to_owned()),
                     body,
-                    session: parts.extensions.get::<AmpSession>().cloned(),
+                    // Recording the session is using it, as an app keyed by it does: in lazy
+                    // mode (the default) the answer then sets a new session's cookie.
+                    session: parts
+                        .extensions
+                        .get::<AmpSession>()
+                        .inspect(|s| {
+                            if uses_session {
+                                s.id();
+                            }
+                        })
+                        .cloned(),
                     origin: parts
                         .headers
                         .get("origin")
