@@ -278,7 +278,7 @@ fn browser_through_nginx(engine: Engine, name: &str) {
             _ => driver.firefox().await,
         };
         note(&format!(
-            "proxy: {name} {} through nginx ({} → 127.0.0.1:{})",
+            "proxy: {name} {} through nginx ({}, nginx on 127.0.0.1:{})",
             browser.version(),
             shop.origin_url(),
             nginx.origin_port
