@@ -118,7 +118,10 @@ fn nginx_passes_what_the_layer_reads_unchanged() {
             ("sec-fetch-mode", "navigate"),
             ("sec-fetch-dest", "document"),
             ("sec-fetch-user", "?1"),
-            ("cookie", "__Host-amp_session=AbC-123_x; other=\"quoted value\""),
+            (
+                "cookie",
+                "__Host-amp_session=AbC-123_x; other=\"quoted value\"",
+            ),
             ("amp-same-origin", "true"),
         ];
         for method in ["GET", "POST"] {
@@ -141,7 +144,11 @@ fn nginx_passes_what_the_layer_reads_unchanged() {
             for (name, value) in sent {
                 assert_eq!(one(name), [*value], "{method}: {name} as sent");
             }
-            assert_eq!(one("host"), [authority.as_str()], "{method}: Host, port included");
+            assert_eq!(
+                one("host"),
+                [authority.as_str()],
+                "{method}: Host, port included"
+            );
             assert_eq!(one("x-forwarded-proto"), ["https"], "{method}");
             assert_eq!(one("x-forwarded-host"), [authority.as_str()], "{method}");
             let cookies: Vec<&str> = reply
@@ -158,7 +165,10 @@ fn nginx_passes_what_the_layer_reads_unchanged() {
         }
         let log = nginx.access_log();
         assert!(log.contains("HTTP/2.0 GET /_amp/handoff 200"), "{log}");
-        note(&format!("proxy: nginx passed {} request headers unchanged over HTTP/2", sent.len()));
+        note(&format!(
+            "proxy: nginx passed {} request headers unchanged over HTTP/2",
+            sent.len()
+        ));
     });
 }
 
@@ -209,7 +219,9 @@ fn a_handoff_completes_through_nginx_over_http2() {
         assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
         let landing = format!("{}/products/3", shop.origin_url());
         assert_eq!(done.header("location"), Some(landing.as_str()));
-        let cookie = done.session_cookie().expect("the first-party session cookie");
+        let cookie = done
+            .session_cookie()
+            .expect("the first-party session cookie");
         let set_cookie = done.header("set-cookie").unwrap_or_default();
         assert!(set_cookie.contains("Secure"), "{set_cookie}");
 
@@ -219,9 +231,15 @@ fn a_handoff_completes_through_nginx_over_http2() {
             .body(Full::new(Bytes::new()))
             .unwrap();
         let cart = h2.send(cart, ANSWER).await.expect("the cart");
-        assert_eq!(cart.json(), json!({"items": [{"product_id": 3, "quantity": 2}]}));
+        assert_eq!(
+            cart.json(),
+            json!({"items": [{"product_id": 3, "quantity": 2}]})
+        );
         let log = nginx.access_log();
-        for line in ["HTTP/2.0 POST /cart/add 200", "HTTP/2.0 GET /_amp/handoff 303"] {
+        for line in [
+            "HTTP/2.0 POST /cart/add 200",
+            "HTTP/2.0 GET /_amp/handoff 303",
+        ] {
             assert!(log.contains(line), "{line} in:\n{log}");
         }
         note(&format!(
@@ -304,7 +322,11 @@ fn browser_through_nginx(engine: Engine, name: &str) {
                 assert_eq!(since(&shop, before).await, (1, 1, 1));
                 shopper.reload().await;
                 assert_eq!(shopper.text(".just-added").await, None);
-                assert_eq!(since(&shop, before).await, (1, 1, 1), "a reload adds nothing");
+                assert_eq!(
+                    since(&shop, before).await,
+                    (1, 1, 1),
+                    "a reload adds nothing"
+                );
                 format!("landed on {landed}")
             },
         )
@@ -316,14 +338,19 @@ fn browser_through_nginx(engine: Engine, name: &str) {
             .filter(|l| l.contains("/cart/add") || l.contains("/_amp/handoff"))
             .collect();
         assert!(
-            seen.iter().any(|l| l.starts_with("HTTP/2.0 POST /cart/add 200")),
+            seen.iter()
+                .any(|l| l.starts_with("HTTP/2.0 POST /cart/add 200")),
             "the cache page's post went through nginx over HTTP/2:\n{log}"
         );
         assert!(
-            seen.iter().any(|l| l.starts_with("HTTP/2.0 GET /_amp/handoff 303")),
+            seen.iter()
+                .any(|l| l.starts_with("HTTP/2.0 GET /_amp/handoff 303")),
             "the handoff navigation went through nginx over HTTP/2:\n{log}"
         );
-        note(&format!("proxy: {name}: nginx saw\n{}", indent(&seen.join("\n"))));
+        note(&format!(
+            "proxy: {name}: nginx saw\n{}",
+            indent(&seen.join("\n"))
+        ));
     });
     note(&format!(
         "proxy: {name} through nginx done in {:.2} s (nginx, shop, driver and browser start included)",

@@ -271,10 +271,7 @@ async fn mint(front: &Front, h2: &H2, order: &str, product: u32) -> Result<Strin
         .unwrap();
     match h2.send(req, HUNG).await {
         Ok(r) if r.status == StatusCode::OK => match r.header("amp-redirect-to") {
-            Some(to) => Ok(to
-                .strip_prefix(&front.publisher)
-                .unwrap_or(to)
-                .to_owned()),
+            Some(to) => Ok(to.strip_prefix(&front.publisher).unwrap_or(to).to_owned()),
             None => Err(Some(200)),
         },
         Ok(r) => Err(Some(r.status.as_u16())),
@@ -303,7 +300,9 @@ async fn complete(front: &Front, h2: &H2, handoff: &str, product: u32) -> Result
 fn think(left: Duration) -> Duration {
     let roll: f64 = rand::random();
     if roll < 0.02 && left > Duration::from_secs(TTL_SECS + 8) {
-        Duration::from_millis(rand::random_range(TTL_SECS * 1000 + 1000..TTL_SECS * 1000 + 2500))
+        Duration::from_millis(rand::random_range(
+            TTL_SECS * 1000 + 1000..TTL_SECS * 1000 + 2500,
+        ))
     } else if roll < 0.14 && left > Duration::from_secs(14) {
         Duration::from_millis(rand::random_range(3000..10_000))
     } else {
@@ -366,9 +365,11 @@ async fn order(front: &Front, h2: &mut Option<H2>, tally: &Tally, n: u64, left: 
                 let sent = Instant::now();
                 match complete(front, &conn, &handoff, product).await {
                     Ok(r) => tally.answer(r.status.as_u16(), sent.elapsed().as_secs_f64() * 1000.0),
-                    Err(NoAnswer::TimedOut) => {
-                        tally.unexpected.lock().unwrap().push(format!("{order}: a reload hung"))
-                    }
+                    Err(NoAnswer::TimedOut) => tally
+                        .unexpected
+                        .lock()
+                        .unwrap()
+                        .push(format!("{order}: a reload hung")),
                     Err(NoAnswer::Broken(_)) => {}
                 }
             }
@@ -417,7 +418,8 @@ async fn probe_until_done(front: &Front, handoff: &str) -> Duration {
         }
         assert!(
             // 409: the guard has not yet cleared the mark its timed-out reserve left.
-            [409, 502, 503].contains(&r.status.as_u16()) && start.elapsed() < Duration::from_secs(20),
+            [409, 502, 503].contains(&r.status.as_u16())
+                && start.elapsed() < Duration::from_secs(20),
             "the probe did not recover: {} after {:?}: {}",
             r.status,
             start.elapsed(),
@@ -432,8 +434,12 @@ async fn probe_until_done(front: &Front, handoff: &str) -> Duration {
 
 #[test]
 fn two_instances_faults_nothing_lost() {
-    let Some(nginx_binary) = nginx::find() else { return };
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(nginx_binary) = nginx::find() else {
+        return;
+    };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     // Built before the clock starts (a no-op when `cargo test` built it already).
     shop_binary();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -458,7 +464,10 @@ fn two_instances_faults_nothing_lost() {
     let deadline = started + soak;
     let deployment = Arc::new(Mutex::new(deployment));
     let log = |what: &str| {
-        note(&format!("soak: {:>5.1} s  {what}", started.elapsed().as_secs_f64()));
+        note(&format!(
+            "soak: {:>5.1} s  {what}",
+            started.elapsed().as_secs_f64()
+        ));
     };
 
     runtime.block_on(async {
@@ -485,14 +494,23 @@ fn two_instances_faults_nothing_lost() {
 
         until(at(0.15)).await;
         log("Redis killed");
-        blocking(deployment.clone(), |d| d.redis.kill()).await.unwrap();
+        blocking(deployment.clone(), |d| d.redis.kill())
+            .await
+            .unwrap();
         let redis_probe = probe_mint(&front, "probe-redis").await;
         let down = probe_complete(&front, &redis_probe).await;
-        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE, "{}", down.body);
+        assert_eq!(
+            down.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            down.body
+        );
         assert!(down.header("retry-after").is_some(), "503 with Retry-After");
         log("probe: a completion while Redis is down is answered 503 with Retry-After");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        blocking(deployment.clone(), |d| d.redis.restart()).await.unwrap();
+        blocking(deployment.clone(), |d| d.redis.restart())
+            .await
+            .unwrap();
         log("Redis restarted (same data: append-only file)");
         let recovered = probe_until_done(&front, &redis_probe).await;
         log(&format!(
@@ -505,10 +523,17 @@ fn two_instances_faults_nothing_lost() {
         blocking(deployment.clone(), |d| d.kill(1)).await.unwrap();
         let alone = probe_mint(&front, "probe-one-instance").await;
         let r = probe_complete(&front, &alone).await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "with one instance left: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "with one instance left: {}",
+            r.body
+        );
         log("probe: with B down, a handoff mints and completes (nginx sends it to A)");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        blocking(deployment.clone(), |d| d.restart(1)).await.unwrap();
+        blocking(deployment.clone(), |d| d.restart(1))
+            .await
+            .unwrap();
         log("instance B restarted");
 
         until(at(0.5)).await;
@@ -549,7 +574,10 @@ fn two_instances_faults_nothing_lost() {
         );
         log("probe: a link sealed with k1 is now answered 400");
         let fresh = probe_mint(&front, "probe-k2").await;
-        assert_eq!(probe_complete(&front, &fresh).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            probe_complete(&front, &fresh).await.status,
+            StatusCode::SEE_OTHER
+        );
         log("probe: a link sealed with k2 completes");
 
         for s in shoppers {
@@ -598,7 +626,9 @@ fn two_instances_faults_nothing_lost() {
                 | "told the result is unknown, applied once"
                 | "mint refused, nothing to apply"
         ) {
-            problems.push(format!("{order}: {fate:?}, applied {applied} times: {class}"));
+            problems.push(format!(
+                "{order}: {fate:?}, applied {applied} times: {class}"
+            ));
         }
         *counts.entry(class).or_insert(0) += 1;
     }
@@ -660,6 +690,11 @@ fn two_instances_faults_nothing_lost() {
         pct(&mut all_ms, 0.99),
         all_ms.len(),
     ));
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     assert!(get("applied exactly once") > 0, "no order completed at all");
 }

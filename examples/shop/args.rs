@@ -136,7 +136,9 @@ impl Args {
             return Err("--cert-out needs --tls".into());
         }
         if out.tls && out.behind_tls_proxy {
-            return Err("--tls (the shop's own https) and --behind-tls-proxy exclude each other".into());
+            return Err(
+                "--tls (the shop's own https) and --behind-tls-proxy exclude each other".into(),
+            );
         }
         if out.listen_origin() == out.listen_cache() {
             return Err("the origin and the cache must listen on different ports".into());
@@ -197,7 +199,10 @@ mod tests {
         ])
         .unwrap();
         assert!(a.public_https() && !a.tls);
-        assert_eq!((a.origin_port, a.listen_origin(), a.listen_cache()), (8443, 9000, 9001));
+        assert_eq!(
+            (a.origin_port, a.listen_origin(), a.listen_cache()),
+            (8443, 9000, 9001)
+        );
         assert_eq!(a.ledger, Some(PathBuf::from("/tmp/ledger")));
         let a = parse(&["--handoff-ttl", "5", "--same-site", "LAX"]).unwrap();
         assert_eq!(a.handoff_ttl, Duration::from_secs(5));
@@ -218,7 +223,12 @@ mod tests {
             &["--tls", "--cache-port", "8443"],
             &["--tls", "--behind-tls-proxy"],
             &["--behind-tls-proxy=yes"],
-            &["--listen-origin-port", "9000", "--listen-cache-port", "9000"],
+            &[
+                "--listen-origin-port",
+                "9000",
+                "--listen-cache-port",
+                "9000",
+            ],
             &["--listen-origin-port", "8081"],
             &["--ledger"],
         ] {

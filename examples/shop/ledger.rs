@@ -51,8 +51,7 @@ pub fn order_ref(fields: &[(String, String)]) -> Result<Option<&str>, String> {
 
 fn is_token(r: &str) -> bool {
     (1..=MAX_REF).contains(&r.len())
-        && r
-            .bytes()
+        && r.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

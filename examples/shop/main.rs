@@ -116,7 +116,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         runtime: runtime.clone(),
         carts: Carts::default(),
         stats: stats.clone(),
-        ledger: args.ledger.as_deref().map(ledger::Ledger::open).transpose()?,
+        ledger: args
+            .ledger
+            .as_deref()
+            .map(ledger::Ledger::open)
+            .transpose()?,
     });
     // One layer enables the whole flow, the handoff endpoint included. It wraps the whole
     // Router rather than going in through `Router::layer`: that one wraps each route on its

@@ -51,9 +51,10 @@ impl H2 {
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err("the server did not agree to HTTP/2 (ALPN h2)".into());
         }
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
         tokio::spawn(conn);
         Ok(H2 {
             sender,
@@ -70,7 +71,11 @@ impl H2 {
     }
 
     /// Sends `req` and reads the whole answer, within `limit`.
-    pub async fn send(&self, req: Request<Full<Bytes>>, limit: Duration) -> Result<Reply, NoAnswer> {
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        limit: Duration,
+    ) -> Result<Reply, NoAnswer> {
         let mut sender = self.sender.clone();
         let exchange = async move {
             sender

@@ -69,7 +69,14 @@ impl ShopProcess {
             args.push("--cert-out".to_owned());
             args.push(path.display().to_string());
         }
-        ShopProcess::spawn((origin_port, cache_port), None, &stem, cert_path, &args, &[])
+        ShopProcess::spawn(
+            (origin_port, cache_port),
+            None,
+            &stem,
+            cert_path,
+            &args,
+            &[],
+        )
     }
 
     /// Starts one instance of the shop behind a TLS-terminating proxy (`--behind-tls-proxy`):

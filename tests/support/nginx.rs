@@ -42,7 +42,10 @@ pub fn find() -> Option<PathBuf> {
         .or(on_path);
     if found.is_none() {
         let what = "nginx not found (apt-get install nginx)";
-        assert!(!ci(), "proxy tests: {what}, and CI=true requires it (.ci/run installs it)");
+        assert!(
+            !ci(),
+            "proxy tests: {what}, and CI=true requires it (.ci/run installs it)"
+        );
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
             format!("proxy tests skipped: {what}\n").as_bytes(),
@@ -65,8 +68,13 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 
 /// The nginx snippet of [`GUIDE`]: its first ```` ```nginx ```` block.
 pub fn guide_snippet() -> &'static str {
-    let start = GUIDE.find("```nginx\n").expect("an nginx block in the guide") + 9;
-    let len = GUIDE[start..].find("```").expect("the end of the nginx block");
+    let start = GUIDE
+        .find("```nginx\n")
+        .expect("an nginx block in the guide")
+        + 9;
+    let len = GUIDE[start..]
+        .find("```")
+        .expect("the end of the nginx block");
     &GUIDE[start..start + len]
 }
 
