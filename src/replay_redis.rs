@@ -16,8 +16,10 @@ use crate::replay::{ReplayFuture, ReplayGuard, ReplayGuardError, Reservation};
 /// expiry (unix ms). Answers `R` when reserved, else the value held.
 const RESERVE: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then \
 return 'R' end return redis.call('GET', KEYS[1]) or ''";
-/// `release`: deletes KEYS[1] only while it holds ARGV[1] (this instance's pending value).
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+/// `release`: deletes KEYS[1] only while its value starts with ARGV[1]: `p:<instance>:` (any
+/// pending mark of this instance) or one reservation's own `p:<instance>:<16 hex>`.
+const RELEASE: &str = "local v = redis.call('GET', KEYS[1]) \
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then \
 return redis.call('DEL', KEYS[1]) end return 0";
 /// The value of an applied nonce.
 const APPLIED: &str = "a";
@@ -32,6 +34,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKSTOP_MARGIN: Duration = Duration::from_millis(50);
 /// A nonce is kept at least this long, even when its token is (nearly) expired already.
 const MIN_TTL_MS: i64 = 1000;
+/// How often, at most, a timed-out `reserve` tries to clear the mark it may still have set.
+const CLEANUP_PAUSE: Duration = Duration::from_secs(1);
 
 /// A [`ReplayGuard`] in Redis, shared by every origin instance that points at the same server.
 ///
@@ -40,9 +44,9 @@ const MIN_TTL_MS: i64 = 1000;
 ///
 /// | step | command | round trips |
 /// |---|---|---|
-/// | `reserve` | a Lua script: `SET key p:<instance> NX PXAT <expiry>`, else `GET key` | 1 |
+/// | `reserve` | a Lua script: `SET key p:<instance>:<random> NX PXAT <expiry>`, else `GET key` | 1 |
 /// | `mark_applied` | `SET key a PXAT <expiry>` | 1 |
-/// | `release` | a Lua script: `DEL key` only if it still holds this instance's `p:<instance>` | 1 |
+/// | `release` | a Lua script: `DEL key` only if it still holds one of this instance's `p:<instance>:…` | 1 |
 ///
 /// So of any number of concurrent completions of one token, on any number of instances,
 /// exactly one is [`Reservation::Reserved`]; the others see `Pending` (409) or `Applied`
@@ -58,8 +62,11 @@ const MIN_TTL_MS: i64 = 1000;
 /// nothing applied. No call waits longer than the timeout: while the client knows it is
 /// disconnected a call fails at once, and one caught between a drop and its detection waits
 /// out the timeout and fails then. Such a command may still be written after the reconnect
-/// (seen in the tests with fred 10), so a timed-out `reserve` is treated like a lost reply
-/// (below): its link may read as pending afterwards, never as reserved twice. The client
+/// (seen in the tests with fred 10): each `reserve` sets a value of its own
+/// (`p:<instance>:<random>`), and one that failed keeps trying, in the background, to delete
+/// exactly that value (only it: never another completion's mark, never an applied one) until
+/// Redis answers or the token expires. Its link may read as pending for that moment, never as
+/// reserved twice, and completes once the stale mark is gone. The client
 /// reconnects in the background (exponential back-off, 100 ms to 2 s, forever), and
 /// handoffs work again as soon as Redis is back, without rebuilding the layer.
 ///
@@ -67,7 +74,7 @@ const MIN_TTL_MS: i64 = 1000;
 ///
 /// | lost or late reply | shopper sees | a reload |
 /// |---|---|---|
-/// | `reserve` (the key may be set) | `503`, not applied | `409` "result unknown" until the token expires (or applies, if the `SET` never reached Redis) |
+/// | `reserve` (the key may be set) | `503`, not applied | applies once Redis is back and the guard cleared its stale mark (`409` until then) |
 /// | `mark_applied` (the app applied it) | `303`, applied | `409` until the token expires, never applied again |
 /// | `release` (the app refused) | the app's failure | `409` until the token expires |
 ///
@@ -117,8 +124,9 @@ pub struct RedisReplayGuard {
     client: Client,
     prefix: Box<str>,
     timeout: Duration,
-    /// `p:<16 hex digits>`, random per guard: the pending mark this instance sets, and the
-    /// only one its `release` deletes.
+    /// `p:<16 hex digits>:`, random per guard: the start of every pending mark this instance
+    /// sets (each reservation adds 16 hex digits of its own), and of the only ones its
+    /// `release` deletes.
     pending: Box<str>,
     // Applied to every command: no queueing while disconnected, no re-send, bounded wait.
     options: Options,
@@ -166,7 +174,7 @@ impl RedisReplayGuard {
             client,
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
-            pending: format!("p:{:016x}", rand::random::<u64>()).into_boxed_str(),
+            pending: format!("p:{:016x}:", rand::random::<u64>()).into_boxed_str(),
             options: options(DEFAULT_TIMEOUT),
         }
     }
@@ -227,13 +235,22 @@ impl RedisReplayGuard {
         expires_at: SystemTime,
     ) -> Result<Reservation, ReplayGuardError> {
         let client = self.client.with_options(&self.options);
+        let mark = format!("{}{:016x}", self.pending, rand::random::<u64>());
         let args = vec![
-            Value::from(&*self.pending),
+            Value::from(mark.as_str()),
             Value::from(pxat(expires_at, SystemTime::now())),
         ];
-        let reply = self
+        let reply = match self
             .bounded(client.eval::<Value, _, _, _>(RESERVE, self.key(nonce), args))
-            .await?;
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => {
+                // The command may still reach Redis later and set `mark`: clear it then.
+                self.clear_later(self.key(nonce), mark, expires_at);
+                return Err(e);
+            }
+        };
         match reply.as_str().as_deref() {
             Some("R") => Ok(Reservation::Reserved),
             Some(APPLIED) => Ok(Reservation::Applied),
@@ -245,6 +262,23 @@ impl RedisReplayGuard {
                 reply.kind()
             ))),
         }
+    }
+
+    /// In the background, deletes `key` while it holds exactly `mark` (a failed reservation's
+    /// own), retrying every [`CLEANUP_PAUSE`] until Redis answers or `expires_at` passes.
+    fn clear_later(&self, key: String, mark: String, expires_at: SystemTime) {
+        let (client, options) = (self.client.clone(), self.options.clone());
+        tokio::spawn(async move {
+            while SystemTime::now() < expires_at {
+                tokio::time::sleep(CLEANUP_PAUSE).await;
+                let client = client.with_options(&options);
+                let args = vec![Value::from(mark.as_str())];
+                let sent = client.eval::<Value, _, _, _>(RELEASE, key.as_str(), args);
+                if let Ok(Ok(_)) = tokio::time::timeout(CLEANUP_PAUSE, sent).await {
+                    return;
+                }
+            }
+        });
     }
 
     async fn do_mark_applied(
@@ -414,6 +448,7 @@ mod tests {
         nonce[0] = 0xab;
         nonce[15] = 0x01;
         assert_eq!(guard.key(&nonce), "p:ab000000000000000000000000000001");
-        assert!(guard.pending.starts_with("p:") && guard.pending.len() == 18);
+        assert!(guard.pending.starts_with("p:") && guard.pending.ends_with(':'));
+        assert_eq!(guard.pending.len(), 19);
     }
 }

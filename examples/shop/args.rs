@@ -22,6 +22,13 @@ usage: cargo run --example shop -- [options]
   --same-site lax|none   SameSite of the session cookie (default none)
   --offline              load a small local stand-in for amp-form instead of the AMP runtime
   --redis URL            single use of handoff links across instances (redis://127.0.0.1:6379)
+  --behind-tls-proxy     a TLS-terminating proxy (nginx) serves both sites over https at
+                         --origin-port and --cache-port; the shop itself speaks plain http
+                         on --listen-origin-port and --listen-cache-port
+  --listen-origin-port N where the origin listens (default: --origin-port)
+  --listen-cache-port N  where the cache listens (default: --cache-port)
+  --ledger FILE          append the order_ref field of every applied add to FILE, one a line
+                         (the soak test counts each order's applications from it)
   -h, --help             show this help
 
 environment:
@@ -41,6 +48,11 @@ pub struct Args {
     pub amp_runtime: Option<PathBuf>,
     pub offline: bool,
     pub redis: Option<String>,
+    /// Public https through a proxy in front; the shop listens in plain http.
+    pub behind_tls_proxy: bool,
+    pub listen_origin_port: Option<u16>,
+    pub listen_cache_port: Option<u16>,
+    pub ledger: Option<PathBuf>,
     pub help: bool,
 }
 
@@ -56,6 +68,10 @@ impl Default for Args {
             amp_runtime: None,
             offline: false,
             redis: None,
+            behind_tls_proxy: false,
+            listen_origin_port: None,
+            listen_cache_port: None,
+            ledger: None,
             help: false,
         }
     }
@@ -100,6 +116,10 @@ impl Args {
                 }
                 "--offline" if inline.is_none() => out.offline = true,
                 "--redis" => out.redis = Some(value()?),
+                "--behind-tls-proxy" if inline.is_none() => out.behind_tls_proxy = true,
+                "--listen-origin-port" => out.listen_origin_port = Some(port(&name, &value()?)?),
+                "--listen-cache-port" => out.listen_cache_port = Some(port(&name, &value()?)?),
+                "--ledger" => out.ledger = Some(PathBuf::from(value()?)),
                 "-h" | "--help" => out.help = true,
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
@@ -116,7 +136,30 @@ impl Args {
         if out.cert_out.is_some() && !out.tls {
             return Err("--cert-out needs --tls".into());
         }
+        if out.tls && out.behind_tls_proxy {
+            return Err(
+                "--tls (the shop's own https) and --behind-tls-proxy exclude each other".into(),
+            );
+        }
+        if out.listen_origin() == out.listen_cache() {
+            return Err("the origin and the cache must listen on different ports".into());
+        }
         Ok(out)
+    }
+
+    /// Where the origin listens: `--listen-origin-port`, else its public port.
+    pub fn listen_origin(&self) -> u16 {
+        self.listen_origin_port.unwrap_or(self.origin_port)
+    }
+
+    /// Where the cache listens: `--listen-cache-port`, else its public port.
+    pub fn listen_cache(&self) -> u16 {
+        self.listen_cache_port.unwrap_or(self.cache_port)
+    }
+
+    /// Whether the public addresses are https (the shop's own `--tls`, or a proxy's).
+    pub fn public_https(&self) -> bool {
+        self.tls || self.behind_tls_proxy
     }
 }
 
@@ -148,6 +191,20 @@ mod tests {
         assert_eq!(a.cert_out, Some(PathBuf::from("/tmp/c.pem")));
         let a = parse(&["--tls", "--origin-port", "9000"]).unwrap();
         assert_eq!((a.origin_port, a.cache_port), (9000, 8444));
+        let a = parse(&[
+            "--behind-tls-proxy",
+            "--origin-port=8443",
+            "--listen-origin-port=9000",
+            "--listen-cache-port=9001",
+            "--ledger=/tmp/ledger",
+        ])
+        .unwrap();
+        assert!(a.public_https() && !a.tls);
+        assert_eq!(
+            (a.origin_port, a.listen_origin(), a.listen_cache()),
+            (8443, 9000, 9001)
+        );
+        assert_eq!(a.ledger, Some(PathBuf::from("/tmp/ledger")));
         let a = parse(&["--handoff-ttl", "5", "--same-site", "LAX"]).unwrap();
         assert_eq!(a.handoff_ttl, Duration::from_secs(5));
         assert_eq!(a.same_site, SameSite::Lax);
@@ -165,6 +222,16 @@ mod tests {
             &["--offline", "--amp-runtime", "dir"],
             &["--cert-out", "c.pem"],
             &["--tls", "--cache-port", "8443"],
+            &["--tls", "--behind-tls-proxy"],
+            &["--behind-tls-proxy=yes"],
+            &[
+                "--listen-origin-port",
+                "9000",
+                "--listen-cache-port",
+                "9000",
+            ],
+            &["--listen-origin-port", "8081"],
+            &["--ledger"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -33,8 +33,8 @@ fn bad(status: StatusCode, message: impl Into<String>) -> FormError {
     }
 }
 
-/// Reads and checks the form.
-pub async fn read(headers: &HeaderMap, body: Bytes) -> Result<AddForm, FormError> {
+/// Reads the form's fields, in order, from either encoding; [`check`] then checks the add.
+pub async fn fields(headers: &HeaderMap, body: Bytes) -> Result<Vec<(String, String)>, FormError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -50,7 +50,7 @@ pub async fn read(headers: &HeaderMap, body: Bytes) -> Result<AddForm, FormError
             "send the form as multipart/form-data or application/x-www-form-urlencoded",
         ));
     };
-    check(&fields)
+    Ok(fields)
 }
 
 fn urlencoded(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
@@ -88,7 +88,7 @@ async fn multipart(content_type: &str, body: Bytes) -> Result<Vec<(String, Strin
 }
 
 /// Exactly one `product_id` and one `quantity`, both numbers; the quantity 1..=99.
-fn check(fields: &[(String, String)]) -> Result<AddForm, FormError> {
+pub fn check(fields: &[(String, String)]) -> Result<AddForm, FormError> {
     let product_id = number(fields, "product_id")?;
     let quantity = number(fields, "quantity")?;
     if !(1..=MAX_QUANTITY).contains(&quantity) {

@@ -21,6 +21,7 @@ mod cart;
 mod catalogue;
 mod form;
 mod metrics;
+mod ledger;
 mod origin;
 mod pages;
 mod runtime;
@@ -80,7 +81,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let site = Site::new(args.origin_port, args.cache_port, args.tls)?;
+    let site = Site::new(args.origin_port, args.cache_port, args.public_https())?;
     let runtime = match (&args.amp_runtime, args.offline) {
         (Some(dir), _) => Runtime::Local(Arc::new(RuntimeFiles::load(dir)?)),
         (None, true) => Runtime::StandIn,
@@ -88,7 +89,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let mut cache = CacheDomain::custom(CACHE_DOMAIN).port(args.cache_port);
-    if !args.tls {
+    if !args.public_https() {
         cache = cache.allow_http();
     }
     let mut builder = AmpSessionLayer::builder()
@@ -116,6 +117,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         runtime: runtime.clone(),
         carts: Carts::default(),
         stats: stats.clone(),
+        ledger: args
+            .ledger
+            .as_deref()
+            .map(ledger::Ledger::open)
+            .transpose()?,
     });
     // One layer enables the whole flow, the handoff endpoint included. It wraps the whole
     // Router rather than going in through `Router::layer`: that one wraps each route on its
@@ -136,8 +142,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         origin_app.clone(),
     ));
 
-    let origin_listener = TcpListener::bind(("127.0.0.1", args.origin_port)).await?;
-    let cache_listener = TcpListener::bind(("127.0.0.1", args.cache_port)).await?;
+    // Behind a proxy the shop listens elsewhere than its public ports.
+    let origin_listener = TcpListener::bind(("127.0.0.1", args.listen_origin())).await?;
+    let cache_listener = TcpListener::bind(("127.0.0.1", args.listen_cache())).await?;
     let tls = if args.tls {
         let tls = Tls::generate(&[HOST, &site.cache_host, "localhost", "127.0.0.1"])?;
         let pem = tls.write_pem(args.cert_out.as_deref())?;

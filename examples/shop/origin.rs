@@ -17,6 +17,7 @@ use tower_amp_session::AmpSession;
 use crate::cart::{CartView, Carts, Item};
 use crate::catalogue;
 use crate::form;
+use crate::ledger::{self, Ledger};
 use crate::pages::{self, OFFLINE_SCRIPT_PATH};
 use crate::runtime::{self, Runtime, RUNTIME_PATH};
 use crate::site::Site;
@@ -50,6 +51,8 @@ pub struct Shop {
     pub runtime: Runtime,
     pub carts: Carts,
     pub stats: Arc<Stats>,
+    /// `--ledger`: where applied orders are counted.
+    pub ledger: Option<Ledger>,
 }
 
 pub fn router(shop: Arc<Shop>) -> Router {
@@ -123,8 +126,12 @@ async fn add(
         tracing::info!(session = ?session.id(), %status, error = %message, "add refused");
         (status, Json(json!({ "error": message }))).into_response()
     };
-    let form = match form::read(&headers, body).await {
-        Ok(f) => f,
+    let (form, order_ref) = match form::fields(&headers, body).await {
+        Ok(fields) => match (form::check(&fields), ledger::order_ref(&fields)) {
+            (Ok(form), Ok(order_ref)) => (form, order_ref.map(str::to_owned)),
+            (Err(e), _) => return refused(e.status, e.message),
+            (_, Err(message)) => return refused(StatusCode::BAD_REQUEST, message),
+        },
         Err(e) => return refused(e.status, e.message),
     };
     let items = match shop.carts.add(
@@ -137,6 +144,12 @@ async fn add(
         // Unknown product, or more than 99 of it: either way the cart is untouched.
         Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
+    if let (Some(ledger), Some(order_ref)) = (&shop.ledger, &order_ref) {
+        // Applied and not recorded would make the soak test's count wrong: tell, do not hide.
+        if let Err(e) = ledger.record(order_ref) {
+            tracing::error!(error = %e, order_ref, "ledger: could not record an applied add");
+        }
+    }
     shop.stats.count_add();
     tracing::info!(
         session = ?session.id(),

@@ -9,6 +9,7 @@
 //! | [`stacking`] | you combine the layer with tower-http (CORS, CSRF, compression, timeouts, tracing) |
 //! | [`own_session`] | you already keep sessions with tower-sessions, axum-login or your own cookie |
 //! | [`several_instances`] | more than one origin process serves the publisher |
+//! | [`proxy`] | nginx, a load balancer or a CDN terminates TLS in front of the application |
 //! | [`security`] | you review what the layer protects against, and what it gives up |
 //! | [`caching`] | you put a CDN in front, serve pages as signed exchanges, or choose lazy or eager cookies |
 //! | [`tracing_events`] | you build logs, dashboards or alerts on the layer's events |
@@ -44,6 +45,9 @@ pub mod own_session {}
 
 #[doc = include_str!("several_instances.md")]
 pub mod several_instances {}
+
+#[doc = include_str!("proxy.md")]
+pub mod proxy {}
 
 #[doc = include_str!("security.md")]
 #[doc = include_str!("../../SECURITY.md")]

@@ -48,17 +48,7 @@ impl Endpoint {
 
     /// The same endpoint over TLS, trusting exactly `certificate` (DER).
     pub fn tls(mut self, certificate: Vec<u8>) -> Self {
-        let provider = Arc::new(aws_lc_rs::default_provider());
-        let config = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                certificate: CertificateDer::from(certificate),
-                provider,
-            }))
-            .with_no_client_auth();
-        self.tls = Some(Arc::new(config));
+        self.tls = Some(Arc::new(pinned_client_config(certificate)));
         self
     }
 
@@ -183,6 +173,20 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(conn);
     sender.send_request(req).await
+}
+
+/// A TLS client configuration that trusts exactly `certificate` (DER), no ALPN.
+pub fn pinned_client_config(certificate: Vec<u8>) -> ClientConfig {
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            certificate: CertificateDer::from(certificate),
+            provider,
+        }))
+        .with_no_client_auth()
 }
 
 /// The first certificate in a PEM text, as DER.

@@ -9,7 +9,10 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
+pub mod h2;
 pub mod http;
+pub mod nginx;
+pub mod redis_server;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -40,29 +43,24 @@ pub struct ShopProcess {
     origin_port: u16,
     cache_port: u16,
     log_path: PathBuf,
-    /// With `--tls`: the certificate the shop wrote (`--cert-out`), removed on drop.
+    /// With `--tls`: the certificate the shop wrote (`--cert-out`), removed on drop. Behind
+    /// a proxy: a copy of the proxy's certificate.
     cert_path: Option<PathBuf>,
+    /// Behind a proxy ([`ShopProcess::start_behind_proxy`]): where the shop itself listens
+    /// (origin, cache); the public ports above are the proxy's.
+    listen: Option<(u16, u16)>,
 }
 
 impl ShopProcess {
     /// Builds and starts the shop with `--origin-port P --cache-port Q` plus `extra_args`
     /// (`--tls` adds `--cert-out FILE`), and waits (up to 20 s) until both sites answer.
     pub fn start(extra_args: &[&str]) -> ShopProcess {
-        let binary = shop_binary();
         let (origin_port, cache_port) = free_ports();
         let stem = std::env::temp_dir().join(format!(
             "tower-amp-session-shop-{}-{origin_port}",
             std::process::id()
         ));
-        let log_path = stem.with_extension("log");
-        let log = File::create(&log_path).expect("create the shop's log file");
-        let mut args = vec![
-            "--origin-port".to_owned(),
-            origin_port.to_string(),
-            "--cache-port".to_owned(),
-            cache_port.to_string(),
-        ];
-        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let mut args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let cert_path = extra_args
             .contains(&"--tls")
             .then(|| stem.with_extension("pem"));
@@ -71,9 +69,67 @@ impl ShopProcess {
             args.push("--cert-out".to_owned());
             args.push(path.display().to_string());
         }
+        ShopProcess::spawn(
+            (origin_port, cache_port),
+            None,
+            &stem,
+            cert_path,
+            &args,
+            &[],
+        )
+    }
+
+    /// Starts one instance of the shop behind a TLS-terminating proxy (`--behind-tls-proxy`):
+    /// its public sites are https on `public` (origin, cache: the proxy's ports, with the
+    /// proxy's `certificate_pem`), it listens in plain http on `listen`. `env` is added to
+    /// the shop's environment (e.g. `AMP_SESSION_KEYS`). Waits until it answers on `listen`.
+    pub fn start_behind_proxy(
+        public: (u16, u16),
+        listen: (u16, u16),
+        certificate_pem: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ShopProcess {
+        let stem = std::env::temp_dir().join(format!(
+            "tower-amp-session-shop-{}-{}",
+            std::process::id(),
+            listen.0
+        ));
+        let cert_path = stem.with_extension("pem");
+        std::fs::write(&cert_path, certificate_pem).expect("write the proxy's certificate");
+        let mut args: Vec<String> = vec![
+            "--behind-tls-proxy".into(),
+            "--listen-origin-port".into(),
+            listen.0.to_string(),
+            "--listen-cache-port".into(),
+            listen.1.to_string(),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        ShopProcess::spawn(public, Some(listen), &stem, Some(cert_path), &args, env)
+    }
+
+    fn spawn(
+        (origin_port, cache_port): (u16, u16),
+        listen: Option<(u16, u16)>,
+        stem: &Path,
+        cert_path: Option<PathBuf>,
+        extra_args: &[String],
+        env: &[(&str, &str)],
+    ) -> ShopProcess {
+        let binary = shop_binary();
+        let log_path = stem.with_extension("log");
+        let log = File::create(&log_path).expect("create the shop's log file");
+        let mut args = vec![
+            "--origin-port".to_owned(),
+            origin_port.to_string(),
+            "--cache-port".to_owned(),
+            cache_port.to_string(),
+        ];
+        args.extend_from_slice(extra_args);
         let child = Command::new(&binary)
             .args(&args)
             .env("AMP_SESSION_KEY", TEST_KEY)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,tower_amp_session=debug".into()),
@@ -90,6 +146,7 @@ impl ShopProcess {
             cache_port,
             log_path,
             cert_path,
+            listen,
         };
         shop.wait_until_ready();
         shop
@@ -186,7 +243,9 @@ impl ShopProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the shop exited early ({status}):\n{}", self.log());
             }
-            let ready = if self.tls() {
+            let ready = if let Some((origin, _)) = self.listen {
+                answers(origin, &self.origin_host())
+            } else if self.tls() {
                 // The certificate is written before the servers run; both ports listening.
                 self.certificate().is_some()
                     && TcpStream::connect(("127.0.0.1", self.origin_port)).is_ok()
