@@ -33,8 +33,7 @@ use http::header::{ACCEPT, VIA};
 use http::{HeaderMap, HeaderName};
 
 /// `AMP-Cache-Transform`: the AMP cache asks for an AMP signed exchange.
-pub(crate) static AMP_CACHE_TRANSFORM: HeaderName =
-    HeaderName::from_static("amp-cache-transform");
+pub(crate) static AMP_CACHE_TRANSFORM: HeaderName = HeaderName::from_static("amp-cache-transform");
 
 /// The media type of a signed exchange.
 const SXG: &str = "application/signed-exchange";
@@ -156,10 +155,7 @@ fn names_signer(value: &[u8]) -> bool {
 
 /// A parameter value without its quotes and escapes (RFC 9110 5.6.4).
 fn unquote(value: &str) -> Cow<'_, str> {
-    let Some(inner) = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-    else {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
         return Cow::Borrowed(value);
     };
     if !inner.contains('\\') {
@@ -296,10 +292,7 @@ mod tests {
         ];
         for (name, value, want) in rows {
             let mut h = HeaderMap::new();
-            h.insert(
-                HeaderName::from_static(name),
-                value.parse().unwrap(),
-            );
+            h.insert(HeaderName::from_static(name), value.parse().unwrap());
             assert_eq!(is_signer_fetch(&h), want, "{name}: {value}");
         }
     }
@@ -309,7 +302,10 @@ mod tests {
         let parts: Vec<&str> = split_outside_quotes("a;b=\"x;y\";c=\"\\\";\"", b';').collect();
         assert_eq!(parts, ["a", "b=\"x;y\"", "c=\"\\\";\""]);
         assert_eq!(unquote("\"b\\3\""), "b3");
-        assert!(contains_ignore_case(b"xx-SIGNED-exchange", b"signed-exchange"));
+        assert!(contains_ignore_case(
+            b"xx-SIGNED-exchange",
+            b"signed-exchange"
+        ));
         assert!(!contains_ignore_case(b"signed-exchang", b"signed-exchange"));
     }
 }

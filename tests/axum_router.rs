@@ -45,6 +45,9 @@ fn layer() -> AmpSessionLayer {
         .publisher_origin("https://shop.example")
         .keyring(Keyring::builder().signing("k1", [7u8; 32]))
         .direct_route("/cart/add")
+        // These tests count the cookies a first visit to `/` gets (a page that does not read
+        // the session): eager mode issues one there.
+        .eager_cookie()
         .build()
         .unwrap()
 }

@@ -112,16 +112,28 @@ fn a_scripted_run_is_counted_exactly() {
                 gauges.insert(name, v.into_inner());
             }
             DebugValue::Histogram(v) => {
-                histograms.insert(name, v.into_iter().map(|x| x.into_inner()).collect::<Vec<_>>());
+                histograms.insert(
+                    name,
+                    v.into_iter().map(|x| x.into_inner()).collect::<Vec<_>>(),
+                );
             }
         }
     }
     println!("{counters:#?}\n{gauges:#?}\n{histograms:#?}");
     let want: BTreeMap<String, u64> = [
         ("amp_session_handoffs_minted_total{}", 3),
-        ("amp_session_handoffs_completed_total{outcome=applied_directly}", 1),
-        ("amp_session_handoffs_completed_total{outcome=already_used}", 1),
-        ("amp_session_handoffs_completed_total{outcome=confirmation_shown}", 1),
+        (
+            "amp_session_handoffs_completed_total{outcome=applied_directly}",
+            1,
+        ),
+        (
+            "amp_session_handoffs_completed_total{outcome=already_used}",
+            1,
+        ),
+        (
+            "amp_session_handoffs_completed_total{outcome=confirmation_shown}",
+            1,
+        ),
         ("amp_session_handoffs_completed_total{outcome=confirmed}", 1),
         ("amp_session_handoffs_completed_total{outcome=expired}", 1),
         ("amp_session_handoffs_completed_total{outcome=refused}", 1),

@@ -408,7 +408,14 @@ async fn lazy_and_eager_cookie_table() {
     let valid = SessionId::generate();
     let cookie = format!("{COOKIE}={valid}");
     // (row, method, path, headers, cookie set: lazy (the default), eager)
-    type Row<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>, bool, bool);
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        bool,
+        bool,
+    );
     let rows: Vec<Row> = vec![
         (
             "page that never reads the session",
@@ -418,7 +425,14 @@ async fn lazy_and_eager_cookie_table() {
             false,
             true,
         ),
-        ("page that reads it", "GET", "/uses-session", vec![], true, true),
+        (
+            "page that reads it",
+            "GET",
+            "/uses-session",
+            vec![],
+            true,
+            true,
+        ),
         (
             "amp-form on the origin that reads it",
             "POST",
@@ -451,7 +465,14 @@ async fn lazy_and_eager_cookie_table() {
             false,
             false,
         ),
-        ("reads it, but HEAD", "HEAD", "/uses-session", vec![], false, false),
+        (
+            "reads it, but HEAD",
+            "HEAD",
+            "/uses-session",
+            vec![],
+            false,
+            false,
+        ),
         (
             "reads it, but a foreign origin",
             "GET",

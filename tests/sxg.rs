@@ -51,7 +51,10 @@ fn shapes(cookie: &str) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
             // issue's shape; sxg-rs `validate_accept_header` `PrefersSxg` accepts it).
             "Google SXG cache / crawler",
             vec![
-                ("accept", s("application/signed-exchange;v=b3;q=1,*/*;q=0.8")),
+                (
+                    "accept",
+                    s("application/signed-exchange;v=b3;q=1,*/*;q=0.8"),
+                ),
                 ("amp-cache-transform", s("google;v=\"1..100\"")),
                 ("user-agent", s("Mozilla/5.0 (compatible; Googlebot/2.1)")),
             ],
@@ -227,10 +230,7 @@ async fn a_signers_change_still_hands_off() {
     // Signers only GET: a POST from the cache without the cookie is minted as always, even
     // if it claims to prefer an SXG, so the change is never applied in a one-request session.
     let rec = Recorder::default();
-    let mut svc = service(
-        &builder().build().unwrap(),
-        app(&rec, StatusCode::OK, &[]),
-    );
+    let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
     let headers = [
         ("origin", CACHE),
         ("content-type", "application/x-www-form-urlencoded"),
