@@ -10,6 +10,7 @@
 //! | [`security`] | you review what the layer protects against, and what it gives up |
 //! | [`tracing_events`] | you build logs, dashboards or alerts on the layer's events |
 //! | [`testing`] | you test your handlers through the layer |
+//! | [`mint_answer`] | you write the templates of a form posted from cache pages |
 
 #[doc = include_str!("stacking.md")]
 pub mod stacking {}
@@ -29,6 +30,9 @@ pub mod tracing_events {}
 
 #[doc = include_str!("testing.md")]
 pub mod testing {}
+
+#[doc = include_str!("mint_answer.md")]
+pub mod mint_answer {}
 
 #[cfg(test)]
 mod tests {
