@@ -295,6 +295,97 @@ pub(crate) fn return_path_from_referer_cow<'r>(
     }
 }
 
+/// The return path from the URL of the page a form was on, as amp-form's `SOURCE_URL`
+/// fills it in: the page's path and query on the publisher origin, so a form on
+/// `/products/6?color=red` lands back on `/products/6?color=red` (`SOURCE_PATH` drops the
+/// query).
+///
+/// Both forms are read, with the same rules as [`return_path_from_referer`]: the origin URL
+/// (`https://shop.example/products/6?color=red`, what the runtime gives on the origin and,
+/// rebuilt from the `/c/s/<host>/` path, on a cache) and the cache URL
+/// (`https://<cache host>/c/s/shop.example/products/6?color=red`). The parameters the AMP
+/// runtime and caches add to a page's URL are removed from the query: `amp_js*`, `amp_gsa`,
+/// `amp_r`, `amp_kit`, `usqp` (what amphtml's `removeAmpJsParamsFromSearch` removes in
+/// `src/url.js` `getSourceUrl`) and `__amp_source_origin`. A value that is not such a URL is
+/// `None` (the caller then uses the next source).
+///
+/// ```
+/// use tower_amp_session::return_path::return_path_from_source_url;
+///
+/// let origin = url::Url::parse("https://shop.example/").unwrap();
+/// let on_cache = |host: &str| host == "shop-example.cdn.ampproject.org";
+/// for source in [
+///     "https://shop.example/products/6?color=red&amp_js_v=0.1",
+///     "https://shop-example.cdn.ampproject.org/c/s/shop.example/products/6?usqp=mq331AQ&color=red",
+/// ] {
+///     assert_eq!(
+///         return_path_from_source_url(source, &origin, on_cache).as_deref(),
+///         Some("/products/6?color=red")
+///     );
+/// }
+/// assert_eq!(return_path_from_source_url("https://evil.example/", &origin, on_cache), None);
+/// assert_eq!(return_path_from_source_url("/products/6", &origin, on_cache), None);
+/// ```
+#[must_use]
+pub fn return_path_from_source_url(
+    source_url: &str,
+    publisher_origin: &Url,
+    cache_host_matches: impl Fn(&str) -> bool,
+) -> Option<String> {
+    return_path_from_source_url_cow(source_url, publisher_origin, cache_host_matches)
+        .map(Cow::into_owned)
+}
+
+/// [`return_path_from_source_url`], borrowing from `source_url` when it can.
+pub(crate) fn return_path_from_source_url_cow<'s>(
+    source_url: &'s str,
+    publisher_origin: &Url,
+    cache_host_matches: impl Fn(&str) -> bool,
+) -> Option<Cow<'s, str>> {
+    // An absolute http(s) URL only: a bare path is `SOURCE_PATH`'s, read elsewhere.
+    let scheme = source_url.get(..8).unwrap_or(source_url);
+    let absolute = scheme.eq_ignore_ascii_case("https://")
+        || scheme
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+    if !absolute {
+        return None;
+    }
+    let path = return_path_from_referer_cow(source_url, publisher_origin, cache_host_matches)?;
+    let stripped = without_amp_params(path);
+    // Removing whole `&`-separated pairs keeps the path valid; checked again all the same.
+    validate_return_path_cow(stripped, publisher_origin).ok()
+}
+
+/// Whether a query pair is a parameter the AMP runtime or a cache adds to a page URL (not
+/// the shopper's): its name, percent-decoded, is `amp_js…`, `amp_gsa`, `amp_r`, `amp_kit`,
+/// `usqp` or `__amp_source_origin`.
+fn is_amp_param(pair: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    name.starts_with("amp_js")
+        || matches!(
+            &*name,
+            "amp_gsa" | "amp_r" | "amp_kit" | "usqp" | "__amp_source_origin"
+        )
+}
+
+/// `path` without the AMP runtime's query parameters ([`is_amp_param`]); the other pairs are
+/// kept byte for byte, in order, and the `?` goes when nothing is left.
+pub(crate) fn without_amp_params(path: Cow<'_, str>) -> Cow<'_, str> {
+    let Some((before, query)) = path.split_once('?') else {
+        return path;
+    };
+    if !query.split('&').any(is_amp_param) {
+        return path;
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !is_amp_param(p)).collect();
+    if kept.is_empty() {
+        return Cow::Owned(before.to_owned());
+    }
+    Cow::Owned(format!("{before}?{}", kept.join("&")))
+}
+
 /// [`return_path_from_referer`] without the fast path: the `Referer` parsed by the WHATWG
 /// URL parser.
 fn referer_general(

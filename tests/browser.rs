@@ -20,13 +20,15 @@
 mod browser_support;
 mod support;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use browser_support::stand_in::{Case, Endpoint, StandInServer, API_HOST, CACHE_HOST, PAGE_HOST};
+use browser_support::viewer::ViewerServer;
 use browser_support::{
-    amp_runtime, note, one_at_a_time, run, scenario, scenario_saw, start_shop, Browser, Driver,
-    Engine, Installed, Scheme, Shopper, ThirdPartyCookies,
+    amp_runtime, note, one_at_a_time, print_results, record_result, run, scenario, scenario_saw,
+    start_shop, Browser, Driver, Engine, Installed, Scheme, Shopper, ThirdPartyCookies,
 };
 use fantoccini::Locator;
 use serde_json::{json, Value};
@@ -44,6 +46,8 @@ struct SetUp {
     third_party: ThirdPartyCookies,
     scheme: Scheme,
     screenshot: &'static str,
+    /// Whether this set-up makes README.md's screenshots (with `AMP_UPDATE_SCREENSHOTS=1`).
+    docs: bool,
 }
 
 impl SetUp {
@@ -62,6 +66,7 @@ fn chromium_with_third_party_cookies_blocked() {
         third_party: ThirdPartyCookies::Blocked,
         scheme: Scheme::Http,
         screenshot: "chromium-blocked-landed",
+        docs: true,
     });
 }
 
@@ -73,6 +78,7 @@ fn chromium_with_third_party_cookies_allowed() {
         third_party: ThirdPartyCookies::Allowed,
         scheme: Scheme::Http,
         screenshot: "chromium-allowed-landed",
+        docs: false,
     });
 }
 
@@ -84,6 +90,7 @@ fn firefox_with_total_cookie_protection() {
         third_party: ThirdPartyCookies::Blocked,
         scheme: Scheme::Http,
         screenshot: "firefox-landed",
+        docs: false,
     });
 }
 
@@ -95,6 +102,7 @@ fn webkit_with_itp_over_tls() {
         third_party: ThirdPartyCookies::Blocked,
         scheme: Scheme::Https,
         screenshot: "webkit-landed",
+        docs: false,
     });
 }
 
@@ -119,30 +127,55 @@ fn shop_in(set_up: SetUp) {
         let shop = start_shop(&runtime, set_up.scheme, &[]);
         let browser = open(&driver, set_up).await;
         let shopper = Shopper::new(browser, &shop);
-        let name = set_up.name;
-        scenario_saw(
-            &format!("{name}: add on the cache, land on the product page"),
-            handoff_lands_on_the_product_page(&shopper, set_up),
+        let viewer = ViewerServer::start().await;
+        step(
+            set_up,
+            "add on the cache, land on the product page",
+            ok(handoff_lands_on_the_product_page(&shopper, set_up)),
         )
         .await;
-        scenario_saw(
-            &format!("{name}: reload, Back and Forward add nothing"),
-            reload_back_and_forward_add_nothing(&shopper),
+        step(
+            set_up,
+            "reload, Back and Forward add nothing",
+            ok(reload_back_and_forward_add_nothing(&shopper)),
         )
         .await;
-        scenario_saw(
-            &format!("{name}: a second add from the cache joins the session"),
-            second_add_from_the_cache_joins_the_session(&shopper, set_up),
+        step(
+            set_up,
+            "a second add from the cache joins the session",
+            ok(second_add_from_the_cache_joins_the_session(
+                &shopper, set_up,
+            )),
         )
         .await;
-        scenario_saw(
-            &format!("{name}: the same-origin add needs no handoff"),
-            same_origin_add_needs_no_handoff(&shopper),
+        step(
+            set_up,
+            "the same-origin add needs no handoff",
+            ok(same_origin_add_needs_no_handoff(&shopper)),
         )
         .await;
-        scenario_saw(
-            &format!("{name}: a urlencoded form"),
-            urlencoded_form(&shopper),
+        step(
+            set_up,
+            "a urlencoded form (page query kept)",
+            ok(urlencoded_form(&shopper)),
+        )
+        .await;
+        step(
+            set_up,
+            "the page's query survives the handoff",
+            ok(the_page_query_survives_the_handoff(&shopper)),
+        )
+        .await;
+        step(
+            set_up,
+            "viewer iframe, submit without a click",
+            blocked_navigation_then_the_link(&shopper, &viewer, Submit::Script),
+        )
+        .await;
+        step(
+            set_up,
+            "viewer iframe, a real click",
+            blocked_navigation_then_the_link(&shopper, &viewer, Submit::Click),
         )
         .await;
         shopper.close().await;
@@ -152,6 +185,25 @@ fn shop_in(set_up: SetUp) {
         set_up.name,
         started.elapsed().as_secs_f64()
     ));
+    print_results();
+}
+
+/// Runs one scenario of a set-up: prints its duration and what it saw, and notes its short
+/// result for the scenario × set-up table.
+async fn step(set_up: SetUp, scenario: &str, body: impl Future<Output = (String, String)>) {
+    let mut cell = String::new();
+    scenario_saw(&format!("{}: {scenario}", set_up.name), async {
+        let (short, saw) = body.await;
+        cell = short;
+        saw
+    })
+    .await;
+    record_result(set_up.name, scenario, &cell);
+}
+
+/// A scenario whose result is a plain "ok" (it asserts one outcome in every set-up).
+async fn ok(body: impl Future<Output = String>) -> (String, String) {
+    ("ok".to_owned(), body.await)
 }
 
 async fn open(driver: &Driver, set_up: SetUp) -> Browser {
@@ -206,6 +258,9 @@ async fn handoff_lands_on_the_product_page(shopper: &Shopper<'_>, set_up: SetUp)
     shopper.wait_for_amp_form().await;
     shopper.record_form_messages().await;
     let history_on_cache = shopper.history_length().await;
+    if set_up.docs {
+        docs_shot(shopper, "1-cache-page").await;
+    }
 
     let landed = shopper.add_to_cart(2).await;
     // The product page, on the origin, with no token (or anything else) in the URL.
@@ -225,11 +280,14 @@ async fn handoff_lands_on_the_product_page(shopper: &Shopper<'_>, set_up: SetUp)
     assert_eq!(since(shopper, before).await, (1, 1, 1));
     let path = shopper.screenshot(set_up.screenshot).await;
     note(&format!("browser tests: screenshot {}", path.display()));
+    if set_up.docs {
+        docs_shot(shopper, "2-product-page-added").await;
+    }
     format!("landed on {landed}")
 }
 
 /// After the first scenario: a reload of the landing page, Back to the cache page and
-/// Forward again apply nothing; the cache page had said "Continuing on …", not "added".
+/// Forward again apply nothing; the cache page had said "Not added yet", not "added".
 async fn reload_back_and_forward_add_nothing(shopper: &Shopper<'_>) -> String {
     let shop = shopper.shop;
     let product = format!("{}/products/3", shop.origin_url());
@@ -249,7 +307,7 @@ async fn reload_back_and_forward_add_nothing(shopper: &Shopper<'_>) -> String {
     assert_eq!(shopper.back().await.as_str(), cache_page);
     assert_eq!(
         shopper.recorded_form_messages().await,
-        ["Continuing on shop.localhost…"],
+        ["Not added yet: this finishes on shop.localhost."],
         "what the cache page showed after the mint"
     );
     let forward = shopper.forward().await;
@@ -314,8 +372,11 @@ async fn second_add_from_the_cache_joins_the_session(
     assert_eq!(shopper.cart_json().await, cart(&[(3, 2), (7, 3)]));
     assert_eq!(
         shopper.cart_page_lines().await,
-        ["2 × Pour-over kettle: 79.80", "3 × Tamper: 82.50"]
+        ["2 × Pour-over kettle: €79.80", "3 × Tamper: €82.50"]
     );
+    if set_up.docs {
+        docs_shot(shopper, "3-cart").await;
+    }
     saw
 }
 
@@ -339,8 +400,8 @@ async fn same_origin_add_needs_no_handoff(shopper: &Shopper<'_>) -> String {
 }
 
 /// A new shopper on a cache page whose form posts `application/x-www-form-urlencoded`: the
-/// handoff carries that encoding and lands on the product page (`SOURCE_PATH` is the path
-/// alone, without the page's query).
+/// handoff carries that encoding and lands on the product page, its query included (the
+/// form's `SOURCE_URL`).
 async fn urlencoded_form(shopper: &Shopper<'_>) -> String {
     let shop = shopper.shop;
     shopper.forget_cookies().await;
@@ -355,7 +416,10 @@ async fn urlencoded_form(shopper: &Shopper<'_>) -> String {
     assert_eq!(enctype, json!("application/x-www-form-urlencoded"));
 
     let landed = shopper.add_to_cart(5).await;
-    assert_eq!(landed.as_str(), format!("{}/products/4", shop.origin_url()));
+    assert_eq!(
+        landed.as_str(),
+        format!("{}/products/4?enctype=urlencoded", shop.origin_url())
+    );
     assert_eq!(
         shopper.text(".just-added").await.as_deref(),
         Some("Added 5 × Hand grinder to your cart.")
@@ -363,6 +427,154 @@ async fn urlencoded_form(shopper: &Shopper<'_>) -> String {
     assert_eq!(shopper.cart_json().await, cart(&[(4, 5)]));
     assert_eq!(since(shopper, before).await, (1, 1, 1));
     format!("landed on {landed}")
+}
+
+/// A new shopper on a cache page whose URL has a query of its own and one of the AMP
+/// runtime's (`usqp`, which Google's cache adds): the handoff lands on the product page with
+/// the page's query, without the runtime's.
+async fn the_page_query_survives_the_handoff(shopper: &Shopper<'_>) -> String {
+    let shop = shopper.shop;
+    shopper.forget_cookies().await;
+    let before = counts(shopper).await;
+    shopper
+        .open(&shop.cache_page_url("/products/6?ref=newsletter&usqp=mq331AQ&colour=dark%20brown"))
+        .await;
+    shopper.wait_for_amp_form().await;
+    let landed = shopper.add_to_cart(1).await;
+    assert_eq!(
+        landed.as_str(),
+        format!(
+            "{}/products/6?ref=newsletter&colour=dark%20brown",
+            shop.origin_url()
+        )
+    );
+    assert_eq!(
+        shopper.text(".just-added").await.as_deref(),
+        Some("Added 1 × Dripper to your cart.")
+    );
+    assert_eq!(shopper.cart_json().await, cart(&[(6, 1)]));
+    assert_eq!(since(shopper, before).await, (1, 1, 1));
+    format!("landed on {landed}")
+}
+
+/// How the cache page in the viewer's iframe is submitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Submit {
+    /// `form.requestSubmit()` from a script: no user activation, so every engine refuses the
+    /// top-level navigation out of the sandboxed iframe.
+    Script,
+    /// The shopper's own click on "Add to cart". Whether the navigation after amp-form's fetch
+    /// still counts as the shopper's differs by engine (WebKit refuses it).
+    Click,
+}
+
+/// A new shopper sees the cache page inside another site's viewer, in an iframe sandboxed
+/// with `allow-top-navigation-by-user-activation`, and adds 2 paper filters. When the browser
+/// refuses amp-form's navigation, the page says the add is not done and shows the "Finish on
+/// shop.localhost" link; nothing is applied until the shopper clicks it, and then the add
+/// applies once (from the cache page's `Referer`, without a confirmation) and the shopper
+/// lands on the product page. A reload adds nothing. When the browser navigates by itself,
+/// the add applies once the same way.
+async fn blocked_navigation_then_the_link(
+    shopper: &Shopper<'_>,
+    viewer: &ViewerServer,
+    submit: Submit,
+) -> (String, String) {
+    let shop = shopper.shop;
+    let product = format!("{}/products/5", shop.origin_url());
+    shopper.forget_cookies().await;
+    let before = counts(shopper).await;
+    let in_viewer = viewer.showing(&shop.cache_page_url("/products/5"));
+    shopper.open(&in_viewer).await;
+    shopper.enter_frame().await;
+    shopper.wait_for_amp_form().await;
+    match submit {
+        Submit::Script => shopper.submit_without_activation(2).await,
+        Submit::Click => {
+            // Typed in by script (WebKitWebDriver refuses to focus a field in the framed
+            // page); the press itself is a real click.
+            shopper
+                .eval("document.querySelector('input[name=quantity]').value = '2'; return true")
+                .await;
+            shopper.click("form button[type=submit]").await;
+        }
+    }
+    let navigated = navigated_or_blocked(shopper, &in_viewer).await;
+    let how = if navigated {
+        assert_eq!(
+            submit,
+            Submit::Click,
+            "a navigation without user activation left the sandboxed iframe"
+        );
+        shopper.leave_frames().await;
+        "navigated by itself"
+    } else {
+        assert_eq!(
+            shopper.text("form .form-message").await.as_deref(),
+            Some("Not added yet: this finishes on shop.localhost.")
+        );
+        // Minted, and nothing applied while the page stays.
+        assert_eq!(since(shopper, before).await, (1, 0, 0));
+        shopper.click("form a.finish").await;
+        shopper.leave_frames().await;
+        "blocked, then the link"
+    };
+    let landed = shopper.wait_until_not_at(&in_viewer).await;
+    assert_eq!(landed.as_str(), product, "{how}");
+    assert_eq!(
+        shopper.text(".just-added").await.as_deref(),
+        Some("Added 2 × Paper filters (100) to your cart."),
+        "{how}"
+    );
+    assert_eq!(shopper.cart_json().await, cart(&[(5, 2)]), "{how}");
+    assert_eq!(since(shopper, before).await, (1, 1, 1), "{how}");
+    shopper.reload().await;
+    assert_eq!(shopper.text(".just-added").await, None, "{how}");
+    assert_eq!(shopper.cart_json().await, cart(&[(5, 2)]), "{how}");
+    assert_eq!(since(shopper, before).await, (1, 1, 1), "{how}: reload");
+    (
+        format!("{how}; applied once"),
+        format!("{how}, landed on {landed}"),
+    )
+}
+
+/// After a submit in the viewer's iframe: `true` when the top window left the viewer,
+/// `false` when the form shows its success template and the top window still shows the
+/// viewer a moment later (the browser refused the navigation).
+async fn navigated_or_blocked(shopper: &Shopper<'_>, in_viewer: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut shown_since: Option<Instant> = None;
+    loop {
+        if shopper.url().await.as_str() != in_viewer {
+            return true;
+        }
+        if shown_since.is_none() && shopper.text("form a.finish").await.is_some() {
+            shown_since = Some(Instant::now());
+        }
+        // amp-form navigates right after it rendered the template: give it a moment.
+        if shown_since.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither a navigation nor the link after the submit; the form's class is {}",
+            shopper
+                .eval("const f = document.querySelector('form'); return f ? f.className : null")
+                .await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A screenshot for README.md (written to the committed folder only with
+/// `AMP_UPDATE_SCREENSHOTS=1`).
+async fn docs_shot(shopper: &Shopper<'_>, name: &str) {
+    if let Some(path) = shopper.screenshot_for_docs(name).await {
+        note(&format!(
+            "browser tests: README screenshot {}",
+            path.display()
+        ));
+    }
 }
 
 /// What the stand-in should end up doing in a case.

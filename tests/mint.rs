@@ -109,18 +109,18 @@ async fn the_mint_answer_says_the_change_continues_on_the_origin() {
     assert_eq!(a.header("content-type"), Some("application/json"));
     assert_eq!(a.header("cache-control"), Some("no-store"));
     let json: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    let to = a.header("amp-redirect-to").unwrap();
+    assert!(to.starts_with("https://shop.example/_amp/handoff?token="));
+    // `handoff_url`: the same URL, for a link when the browser refuses the navigation.
     assert_eq!(
         json,
         serde_json::json!({
             "handoff": true,
+            "handoff_url": to,
             "origin": "https://shop.example",
             "message": "Continuing on shop.example\u{2026}",
         })
     );
-    assert!(a
-        .header("amp-redirect-to")
-        .unwrap()
-        .starts_with("https://shop.example/_amp/handoff?token="));
 }
 
 #[tokio::test]
@@ -266,6 +266,64 @@ async fn return_path_field_then_referer_then_home() {
             Some("/products/3?c=red"),
             Some(cache_page),
             "/products/3?c=red",
+        ),
+        // SOURCE_URL as amp-form fills it in (percent-encoded): the query stays, the
+        // runtime's own parameters go.
+        (
+            "SOURCE_URL on the origin",
+            ReturnTo::Referer,
+            Some("https%3A%2F%2Fshop.example%2Fproducts%2F6%3Fenctype%3Durlencoded"),
+            Some(cache_origin),
+            "/products/6?enctype=urlencoded",
+        ),
+        (
+            "SOURCE_URL, AMP parameters removed",
+            ReturnTo::Referer,
+            Some("https://shop.example/products/6?amp_js_v=0.1&c=red&usqp=mq331AQ&__amp_source_origin=x"),
+            None,
+            "/products/6?c=red",
+        ),
+        (
+            "SOURCE_URL as a cache URL",
+            ReturnTo::Referer,
+            Some("https://shop-example.cdn.ampproject.org/c/s/shop.example/products/6?c=red"),
+            None,
+            "/products/6?c=red",
+        ),
+        (
+            "SOURCE_URL another origin",
+            ReturnTo::Referer,
+            Some("https%3A%2F%2Fevil.example%2Fproducts%2F6"),
+            Some(cache_page),
+            "/products/1",
+        ),
+        (
+            "SOURCE_URL another publisher's cache page",
+            ReturnTo::Referer,
+            Some("https://shop-example.cdn.ampproject.org/c/s/evil.example/p"),
+            None,
+            "/",
+        ),
+        (
+            "SOURCE_URL chained",
+            ReturnTo::Referer,
+            Some("https://shop.example/_amp/handoff?token=x"),
+            None,
+            "/",
+        ),
+        (
+            "SOURCE_URL not filled in",
+            ReturnTo::Referer,
+            Some("SOURCE_URL"),
+            Some(cache_page),
+            "/products/1",
+        ),
+        (
+            "Referer, AMP parameters removed",
+            ReturnTo::Referer,
+            None,
+            Some("https://shop-example.cdn.ampproject.org/c/s/shop.example/products/2?amp_js_v=a6&amp_gsa=1&x=1"),
+            "/products/2?x=1",
         ),
         (
             "field not filled in",

@@ -4,6 +4,10 @@
 //!    `validate_return_path` or `return_path_from_referer` accepts resolves to the publisher
 //!    origin, both with `Url::join` and as the `Location` the layer actually writes
 //!    (origin text + path).
+//!    The same for `return_path_from_source_url` (amp-form's `SOURCE_URL`, 2 048 cases), and
+//!    a differential (2 048 cases): a page URL with any query, in its origin form and in its
+//!    cache form, with the AMP runtime's parameters mixed in anywhere, gives the page's own
+//!    path and query, without those parameters, as `validate_return_path` normalizes it.
 //! 2. A table of open-redirect payloads, each refused by `validate_return_path` on both test
 //!    origins, by the config builder as a fixed return path, and at mint through `Referer`
 //!    (cache page and origin page): the handoff then lands on `https://shop.example/`, never
@@ -14,7 +18,9 @@ mod common;
 use common::*;
 use http::{HeaderValue, StatusCode};
 use proptest::prelude::*;
-use tower_amp_session::return_path::{return_path_from_referer, validate_return_path};
+use tower_amp_session::return_path::{
+    return_path_from_referer, return_path_from_source_url, validate_return_path,
+};
 use tower_amp_session::ReturnTo;
 use url::Url;
 
@@ -186,6 +192,125 @@ proptest! {
         for origin in ORIGINS {
             if let Some(accepted) = return_path_from_referer(&referer, &url(origin), on_cache) {
                 assert_lands_on_origin(&accepted, &accepted, origin);
+            }
+        }
+    }
+}
+
+/// Page URL prefixes as `SOURCE_URL` (or a cache page URL) starts, for both test origins.
+const SOURCE_PREFIXES: &[&str] = &[
+    "https://shop.example",
+    "HTTPS://Shop.Example:443",
+    "http://shop.localhost:8080",
+    "https://shop-example.cdn.ampproject.org/c/s/shop.example",
+    "https://shop-localhost.cdn.ampproject.org/c/shop.localhost:8080",
+    "http://shop-example.cache.localhost:8081/c/s/shop.example",
+    "https://shop-example.cdn.ampproject.org/c/s/evil.example",
+    "https://evil-example.cdn.ampproject.org/c/s/shop.example",
+    "https://shop.example.evil.com",
+    "https://shop.example@evil.com",
+    "/",
+    "",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A `SOURCE_URL` made of a real prefix and any suffix only ever yields a validated path
+    /// on the origin, with none of the AMP runtime's parameters left in its query.
+    #[test]
+    fn source_url_paths_resolve_to_the_origin(
+        prefix in prop::sample::select(SOURCE_PREFIXES),
+        rest in candidate(),
+    ) {
+        let source = format!("{prefix}{rest}");
+        for origin in ORIGINS {
+            if let Some(accepted) = return_path_from_source_url(&source, &url(origin), on_cache) {
+                assert_lands_on_origin(&accepted, &accepted, origin);
+                let query = accepted.split_once('?').map_or("", |(_, q)| q);
+                for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+                    prop_assert!(!is_amp_param(&name), "{source:?} -> {accepted:?}");
+                }
+            }
+        }
+    }
+}
+
+/// The parameters amphtml's `removeAmpJsParamsFromSearch` (src/url.js) removes, and
+/// `__amp_source_origin` (src/url.js `getCorsUrl`): the model the differential checks against.
+fn is_amp_param(name: &str) -> bool {
+    name.starts_with("amp_js")
+        || ["amp_gsa", "amp_r", "amp_kit", "usqp", "__amp_source_origin"].contains(&name)
+}
+
+/// A query pair of the shopper's page (never one of the runtime's).
+fn page_pair() -> impl Strategy<Value = String> {
+    (
+        "[a-z_][a-z0-9_.~-]{0,6}",
+        "[A-Za-z0-9%_.~+-]{0,8}",
+        any::<bool>(),
+    )
+        .prop_filter("not a runtime parameter", |(k, _, _)| !is_amp_param(k))
+        .prop_map(|(k, v, eq)| if eq { format!("{k}={v}") } else { k })
+}
+
+/// A query pair the AMP runtime or a cache adds to a page URL.
+fn amp_pair() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec![
+            "amp_js_v",
+            "amp_jsx",
+            "amp_gsa",
+            "amp_r",
+            "amp_kit",
+            "usqp",
+            "__amp_source_origin",
+            "amp_js%5Fv",
+        ]),
+        // Their values are tokens; a URL with an unsafe encoding anywhere (`%0A`) is refused
+        // whole, before anything is removed (the property above covers those).
+        "[A-Za-z0-9._-]{0,8}",
+    )
+        .prop_map(|(k, v)| format!("{k}={v}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Differential: a page `<path>?<query>` on the origin, with the runtime's parameters
+    /// mixed in anywhere, read from its origin URL and from its cache URL, gives exactly the
+    /// page's own path and query (the shopper's pairs in order), as `validate_return_path`
+    /// normalizes that.
+    #[test]
+    fn source_url_keeps_the_page_query_and_drops_the_runtimes(
+        segments in prop::collection::vec("[a-z0-9_~-][a-z0-9._~-]{0,7}", 0..4),
+        pairs in prop::collection::vec((page_pair(), any::<bool>()), 0..5),
+        extra in prop::collection::vec((amp_pair(), 0usize..6), 0..4),
+    ) {
+        let path = format!("/{}", segments.join("/"));
+        let mut all: Vec<String> = pairs.iter().map(|(p, _)| p.clone()).collect();
+        for (pair, at) in &extra {
+            all.insert((*at).min(all.len()), pair.clone());
+        }
+        let with_query = |pairs: &[String]| {
+            if pairs.is_empty() { path.clone() } else { format!("{path}?{}", pairs.join("&")) }
+        };
+        let own: Vec<String> = pairs.iter().map(|(p, _)| p.clone()).collect();
+        for (origin, cache_prefix) in [
+            ("https://shop.example", "https://shop-example.cdn.ampproject.org/c/s/shop.example"),
+            ("http://shop.localhost:8080", "https://shop-localhost.cdn.ampproject.org/c/shop.localhost:8080"),
+        ] {
+            let base = url(origin);
+            let want = validate_return_path(&with_query(&own), &base).ok();
+            for source in [
+                format!("{origin}{}", with_query(&all)),
+                format!("{cache_prefix}{}", with_query(&all)),
+            ] {
+                prop_assert_eq!(
+                    return_path_from_source_url(&source, &base, on_cache),
+                    want.clone(),
+                    "{}", source
+                );
             }
         }
     }

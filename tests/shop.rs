@@ -134,16 +134,18 @@ async fn first_visit(shop: &ShopProcess) -> String {
 /// Checks the mint answer and returns the handoff URL's path and query.
 fn minted_handoff<'a>(shop: &ShopProcess, mint: &'a support::Reply) -> &'a str {
     assert_eq!(mint.status, StatusCode::OK, "{}", mint.body);
-    // What amp-form's template shows on the cache page: the truth, not "added".
+    let to = mint.header("AMP-Redirect-To").expect("AMP-Redirect-To");
+    // What amp-form's template shows on the cache page: the truth, not "added", and the
+    // handoff URL for a link when the browser does not navigate by itself.
     assert_eq!(
         mint.json(),
         json!({
             "handoff": true,
+            "handoff_url": to,
             "origin": shop.origin_url(),
             "message": "Continuing on shop.localhost…",
         })
     );
-    let to = mint.header("AMP-Redirect-To").expect("AMP-Redirect-To");
     let prefix = format!("{}/_amp/handoff?token=", shop.origin_url());
     assert!(to.starts_with(&prefix), "{to}");
     let expose = mint
@@ -483,9 +485,10 @@ async fn pages_and_cache_copies() {
         format!("action-xhr=\"{origin}/cart/add\" target=\"_top\">"),
         "name=\"product_id\" value=\"1\"".to_owned(),
         // The return path, filled in by amp-form (SPEC section 5, "Return path").
-        "<input type=\"hidden\" name=\"amp_return_path\" value=\"SOURCE_PATH\" data-amp-replace=\"SOURCE_PATH\">".to_owned(),
-        // The answer's own words, the layer's "Continuing on …" or the shop's "Added …".
-        "{{message}}".to_owned(),
+        "<input type=\"hidden\" name=\"amp_return_path\" value=\"SOURCE_URL\" data-amp-replace=\"SOURCE_URL\">".to_owned(),
+        // The shop's own answer ("Added …"), or for the layer's handoff answer a link on.
+        "{{^handoff}}<p class=\"form-message\">{{message}}</p>{{/handoff}}".to_owned(),
+        "<a class=\"finish\" href=\"{{handoff_url}}\" target=\"_top\">Finish on shop.localhost</a>".to_owned(),
         // Without --amp-runtime or --offline: the AMP CDN.
         "<script async src=\"https://cdn.ampproject.org/v0.js\"></script>".to_owned(),
         "<meta name=\"referrer\" content=\"no-referrer-when-downgrade\">".to_owned(),

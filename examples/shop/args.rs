@@ -8,8 +8,10 @@ use tower_amp_session::SameSite;
 pub const USAGE: &str = "\
 usage: cargo run --example shop -- [options]
 
-  --origin-port N        port of the origin, http://shop.localhost:N (default 8080; 8443 with --tls)
-  --cache-port N         port of the simulated AMP cache (default 8081; 8444 with --tls)
+  --origin-port N        port of the origin, shop.localhost:N, over http, or https with --tls
+                         (default 8080; 8443 with --tls)
+  --cache-port N         port of the simulated AMP cache, shop-localhost.cache.localhost:N
+                         (default 8081; 8444 with --tls)
   --tls                  serve both sites over https, with a certificate made at start
                          (needed for WebKit and Safari, which drop Secure cookies over http)
   --cert-out FILE        with --tls: where to write the certificate (PEM), to trust it

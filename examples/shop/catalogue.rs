@@ -9,7 +9,7 @@ pub struct Product {
 }
 
 impl Product {
-    /// The price as `12.34`.
+    /// The price as `€12.34`.
     pub fn price(&self) -> String {
         format_cents(u64::from(self.price_cents))
     }
@@ -43,7 +43,7 @@ pub fn find(id: u32) -> Option<&'static Product> {
     PRODUCTS.iter().find(|p| p.id == id)
 }
 
-/// `1234` cents as `12.34`.
+/// `1234` cents as `€12.34`: the shop sells in euros.
 pub fn format_cents(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+    format!("\u{20ac}{}.{:02}", cents / 100, cents % 100)
 }

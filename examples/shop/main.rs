@@ -101,9 +101,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         // page; any other route a handoff might carry gets the confirmation page.
         .direct_route("/cart/add")
         .handoff_ttl(args.handoff_ttl)
-        .same_site(args.same_site)
-        // Adding to the cart applies on arrival from the cache page; anything else asks first.
-        .direct_route("/cart/add");
+        .same_site(args.same_site);
     if let Some(url) = &args.redis {
         // Unreachable Redis is a start-up error, like any other configuration error.
         builder = builder.replay_guard(RedisReplayGuard::connect(url).await?);

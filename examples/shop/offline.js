@@ -61,7 +61,15 @@
     if (!template) {
       return;
     }
-    var text = template.content.textContent.replace(/\{\{\s*(\w+)\s*\}\}/g, function (_, key) {
+    // Sections: {{#key}}...{{/key}} when the field is truthy, {{^key}}...{{/key}} when not.
+    var source = template.content.textContent.replace(
+      /\{\{([#^])\s*(\w+)\s*\}\}([\s\S]*?)\{\{\/\s*\2\s*\}\}/g,
+      function (_, kind, key, inner) {
+        var on = Boolean(json && json[key]);
+        return (kind === '#') === on ? inner : '';
+      }
+    );
+    var text = source.replace(/\{\{\s*(\w+)\s*\}\}/g, function (_, key) {
       var value = json && json[key];
       return value === undefined || value === null ? '' : String(value);
     });
@@ -119,13 +127,30 @@
     return m ? (m[1] || '/') : location.pathname;
   }
 
+  // The page's URL on the publisher origin, as the runtime's SOURCE_URL gives it (amphtml
+  // src/url.js getSourceUrl): on a cache page the origin rebuilt from `/c/s/<host>`, the
+  // path after it and the query without the runtime's own parameters; elsewhere the page's
+  // own URL. Without the fragment.
+  function sourceUrl() {
+    var search = location.search.replace(/[?&](amp_(js[^&=]*|gsa|r|kit)|usqp)\b[^&]*/g, '');
+    search = search.replace(/^[?&]/, '');
+    var onCache = /^\/c\//.test(location.pathname);
+    if (!onCache) {
+      return location.href.split('#')[0];
+    }
+    return sourceOrigin() + sourcePath() + (search ? '?' + search : '');
+  }
+
   // Variable substitution in hidden inputs that opt in with data-amp-replace (amp-form's
-  // getVarSubsFields_). Only SOURCE_PATH, the one the shop uses; the real runtime fills it
-  // in percent-encoded, so this does too.
+  // getVarSubsFields_). Only SOURCE_URL and SOURCE_PATH, the ones the shop uses; the real
+  // runtime fills them in percent-encoded, so this does too.
   function substitute(form) {
     var fields = form.querySelectorAll('input[type="hidden"][data-amp-replace]');
     Array.prototype.forEach.call(fields, function (input) {
       var allowed = input.getAttribute('data-amp-replace').split(/\s+/);
+      if (allowed.indexOf('SOURCE_URL') >= 0 && input.value === 'SOURCE_URL') {
+        input.value = encodeURIComponent(sourceUrl());
+      }
       if (allowed.indexOf('SOURCE_PATH') >= 0 && input.value === 'SOURCE_PATH') {
         input.value = encodeURIComponent(sourcePath());
       }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::cart::{CartView, Item};
 use crate::catalogue::{self, format_cents, Product, PRODUCTS};
 use crate::runtime::{Runtime, RUNTIME_PATH};
-use crate::site::{Site, CACHE_DOMAIN};
+use crate::site::{Site, CACHE_DOMAIN, HOST};
 
 /// The AMP runtime and the extensions the product page uses, from the AMP CDN.
 pub const AMP_SCRIPTS: &str = r#"<script async src="https://cdn.ampproject.org/v0.js"></script>
@@ -70,10 +70,33 @@ pub fn runtime_head(site: &Site, runtime: &Runtime, served: Served) -> String {
 /// The required AMP boilerplate (amp.dev "AMP boilerplate code").
 const AMP_BOILERPLATE: &str = "<style amp-boilerplate>body{-webkit-animation:-amp-start 8s steps(1,end) 0s 1 normal both;-moz-animation:-amp-start 8s steps(1,end) 0s 1 normal both;-ms-animation:-amp-start 8s steps(1,end) 0s 1 normal both;animation:-amp-start 8s steps(1,end) 0s 1 normal both}@-webkit-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@-moz-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@-ms-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@-o-keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}@keyframes -amp-start{from{visibility:hidden}to{visibility:visible}}</style><noscript><style amp-boilerplate>body{-webkit-animation:none;-moz-animation:none;-ms-animation:none;animation:none}</style></noscript>";
 
-const STYLE: &str = "body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}\
+/// The shop's name, in the header of every page.
+pub const SHOP_NAME: &str = "Kettle & Grind";
+
+/// One look for every page, AMP or not. The AMP runtime's own CSS sets `body{margin:0}` on AMP
+/// pages, so the page width and margins live on a wrapper (`.page`), never on `body`.
+const STYLE: &str = "body{margin:0;font-family:system-ui,sans-serif;color:#222;background:#faf8f5}\
+.shop-header{background:#3b2a20;color:#fff}\
+.shop-header .bar{max-width:40em;margin:0 auto;padding:.8em 1em;display:flex;justify-content:space-between;align-items:center}\
+.shop-header a{color:#fff;text-decoration:none}.shop-name{font-weight:bold;font-size:1.2em}\
+.page{max-width:40em;margin:1.5em auto;padding:0 1em}\
+.price{font-size:1.2em;font-weight:bold}\
 form [submit-success],form [submit-error]{display:none}\
 form.amp-form-submit-success [submit-success],form.amp-form-submit-error [submit-error]{display:block}\
-[submit-error]{color:#a00}.just-added{background:#e6f4e6;padding:.5em}";
+[submit-error]{color:#a00}.just-added{background:#e6f4e6;padding:.5em}\
+.finish{display:inline-block;margin-top:.3em;padding:.4em .8em;background:#3b2a20;color:#fff;border-radius:4px}";
+
+/// The header every page starts with: the shop's name (home) and the cart.
+fn header(site: &Site) -> String {
+    format!(
+        "<header class=\"shop-header\"><div class=\"bar\">\
+         <a class=\"shop-name\" href=\"{home}\">{name}</a>\
+         <a href=\"{cart}\">Cart</a></div></header>",
+        home = esc(&site.origin_url("/")),
+        name = esc(SHOP_NAME),
+        cart = esc(&site.origin_url("/cart")),
+    )
+}
 
 /// Minimal HTML escaping for text and attribute values.
 fn esc(text: &str) -> String {
@@ -83,19 +106,21 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A plain (non-AMP) page of the origin.
-fn plain(title: &str, body: &str) -> String {
+/// A plain (non-AMP) page of the origin, in the shop's layout.
+fn plain(site: &Site, title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width\">\n<title>{title}</title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
-        title = esc(title)
+         <meta name=\"viewport\" content=\"width=device-width\">\n<title>{title} \u{2013} {shop}</title>\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n{header}\n<main class=\"page\">\n{body}</main>\n</body>\n</html>\n",
+        title = esc(title),
+        shop = esc(SHOP_NAME),
+        header = header(site),
     )
 }
 
 /// `GET /`: every product, with its AMP page on the origin and its copy on the cache.
 pub fn index(site: &Site) -> String {
-    let mut body = String::from("<h1>Shop</h1>\n<ul>\n");
+    let mut body = String::from("<h1>Coffee gear</h1>\n<ul>\n");
     for p in &PRODUCTS {
         let path = format!("/products/{}", p.id);
         let _ = writeln!(
@@ -113,7 +138,7 @@ pub fn index(site: &Site) -> String {
         "</ul>\n<p><a href=\"{}\">Your cart</a></p>",
         esc(&site.origin_url("/cart"))
     );
-    plain("Shop", &body)
+    plain(site, "Coffee gear", &body)
 }
 
 /// `GET /products/{id}`: an AMP page whose amp-form adds the product to the cart.
@@ -123,9 +148,14 @@ pub fn index(site: &Site) -> String {
 /// `view` is the shopper's cart (on the origin; the cache fetches pages without cookies, so
 /// its copy shows none): what was just added through a handoff, and what the cart holds.
 ///
-/// The form carries the page's own path for the layer (`amp_return_path`, filled in by
-/// amp-form from `SOURCE_PATH`, the path of the origin page also on a cache copy), so a
-/// handoff lands the shopper back here in every engine.
+/// The form carries the page's own URL for the layer (`amp_return_path`, filled in by
+/// amp-form from `SOURCE_URL`, the URL of the origin page also on a cache copy, query
+/// included), so a handoff lands the shopper back here in every engine.
+///
+/// The success template shows the shop's own answer (`{{message}}`), or, for the layer's
+/// handoff answer, that nothing is added yet and a link to the handoff URL: the browser may
+/// refuse to navigate by itself (no user activation, a sandboxed viewer iframe), and a
+/// click on the link finishes the add (once) all the same.
 pub fn product(
     site: &Site,
     runtime: &Runtime,
@@ -143,7 +173,7 @@ pub fn product(
 <html ⚡ lang="en">
 <head>
 <meta charset="utf-8">
-<title>{name}</title>
+<title>{name} – {shop}</title>
 <link rel="canonical" href="{canonical}">
 <meta name="viewport" content="width=device-width">
 <meta name="referrer" content="no-referrer-when-downgrade">
@@ -152,21 +182,27 @@ pub fn product(
 {AMP_BOILERPLATE}
 </head>
 <body>
+{header}
+<main class="page">
 <h1>{name}</h1>
-{status}<p>Price: {price}</p>
+{status}<p class="price">{price}</p>
 <form method="post" action-xhr="{action}" target="_top"{enctype}>
 <input type="hidden" name="product_id" value="{id}">
-<input type="hidden" name="amp_return_path" value="SOURCE_PATH" data-amp-replace="SOURCE_PATH">
+<input type="hidden" name="amp_return_path" value="SOURCE_URL" data-amp-replace="SOURCE_URL">
 <label>Quantity <input type="number" name="quantity" value="1" min="1" max="99" required></label>
 <button type="submit">Add to cart</button>
-<div submit-success><template type="amp-mustache"><p class="form-message">{{{{message}}}}</p></template></div>
+<div submit-success><template type="amp-mustache">{{{{#handoff}}}}<p class="form-message">Not added yet: this finishes on {host}.</p><p><a class="finish" href="{{{{handoff_url}}}}" target="_top">Finish on {host}</a></p>{{{{/handoff}}}}{{{{^handoff}}}}<p class="form-message">{{{{message}}}}</p>{{{{/handoff}}}}</template></div>
 <div submit-error><template type="amp-mustache"><p class="form-message">Could not add to the cart: {{{{error}}}}</p></template></div>
 </form>
 <p><a href="{cart}">Your cart</a> &middot; <a href="{home}">All products</a></p>
+</main>
 </body>
 </html>
 "#,
         name = esc(p.name),
+        shop = esc(SHOP_NAME),
+        header = header(site),
+        host = esc(HOST),
         canonical = esc(&site.origin_url(&format!("/products/{}", p.id))),
         scripts = runtime_head(site, runtime, Served::Origin),
         status = cart_status(view),
@@ -243,7 +279,7 @@ pub fn cart(site: &Site, view: &CartView) -> String {
         "<p><a href=\"{}\">Continue shopping</a></p>",
         esc(&site.origin_url("/"))
     );
-    plain("Your cart", &body)
+    plain(site, "Your cart", &body)
 }
 
 /// A 404 page for people.
@@ -252,5 +288,5 @@ pub fn not_found(site: &Site) -> String {
         "<h1>Not found</h1>\n<p><a href=\"{}\">All products</a></p>\n",
         esc(&site.origin_url("/"))
     );
-    plain("Not found", &body)
+    plain(site, "Not found", &body)
 }

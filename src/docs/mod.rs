@@ -16,6 +16,7 @@
 //! | [`metrics`] | you export handoff numbers (feature `metrics`) to Prometheus or another backend |
 //! | [`testing`] | you test your handlers through the layer |
 //! | [`development`] | you run the shop in Safari, read the performance figures, run browser tests or fuzz |
+//! | [`mint_answer`] | you write the templates of a form posted from cache pages |
 
 // The guides moved from the README use every feature (as the README's doctest does): their
 // snippets are compiled whenever the features are on, and the text is always documented.
@@ -64,6 +65,9 @@ pub mod metrics {}
 
 #[doc = include_str!("testing.md")]
 pub mod testing {}
+
+#[doc = include_str!("mint_answer.md")]
+pub mod mint_answer {}
 
 #[cfg(test)]
 mod tests {

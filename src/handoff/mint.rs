@@ -16,7 +16,10 @@ use crate::config::{Config, Publisher, ReturnTo};
 use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
-use crate::return_path::{return_path_from_referer_cow, validate_return_path_cow};
+use crate::return_path::{
+    return_path_from_referer_cow, return_path_from_source_url_cow, validate_return_path_cow,
+    without_amp_params,
+};
 use crate::token::{HandoffToken, Unsealed, MAX_TARGET_LEN};
 
 use super::*;
@@ -115,6 +118,11 @@ where
     ];
     let url = HandoffToken::seal_url(&prefix, &config.keyring, &contents)
         .map_err(|_| reasons::BODY_TOO_LARGE)?;
+    // amp-form renders its success template before it navigates: the answer says what is
+    // happening (the change continues on the origin), never that it is done, and carries the
+    // handoff URL for a link, for when the browser refuses the navigation.
+    let handoff_url = std::str::from_utf8(&url).map_err(|_| reasons::BODY_TOO_LARGE)?;
+    let answer = answer_json(&publisher.origin, &publisher.host, handoff_url);
     let location =
         HeaderValue::from_maybe_shared(Bytes::from(url)).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
@@ -125,9 +133,6 @@ where
         "amp_session.handoff_minted"
     );
     crate::metrics::handoff_minted();
-    // amp-form renders its success template before it navigates: the answer says what is
-    // happening (the change continues on the origin), never that it is done.
-    let answer = answer_json(&publisher.origin, &publisher.host);
     let mut res = Response::new(ResponseBody::full(Bytes::from(answer)));
     // Room for every header the answer gets, CORS included: no growing one by one.
     *res.headers_mut() = HeaderMap::with_capacity(ANSWER_HEADERS);
@@ -174,35 +179,47 @@ where
 /// [`cors::apply`]'s four (allow origin and credentials, expose headers, vary).
 const ANSWER_HEADERS: usize = 7;
 
-/// The mint's JSON answer, `{"handoff":true,"message":"Continuing on <host>…","origin":…}`,
-/// byte for byte what `serde_json` writes for that object (keys in its sorted order), in one
+/// The mint's JSON answer, `{"handoff":true,"handoff_url":…,"message":"Continuing on
+/// <host>…","origin":…}` (the fields are documented in [`crate::docs::mint_answer`]), byte
+/// for byte what `serde_json` writes for that object (keys in its sorted order), in one
 /// buffer of exactly the right size. Strings are escaped by `serde_json` when they need it.
-fn answer_json(origin: &str, host: &str) -> Vec<u8> {
-    const HEAD: &str = r#"{"handoff":true,"message":"#;
+fn answer_json(origin: &str, host: &str, handoff_url: &str) -> Vec<u8> {
+    const HEAD: &str = r#"{"handoff":true,"handoff_url":"#;
+    const MESSAGE: &str = ",\"message\":";
     const CONTINUING: &str = "Continuing on ";
-    const MID: &str = ",\"origin\":";
-    let plain = !needs_json_escape(host) && !needs_json_escape(origin);
-    let len = HEAD.len() + 1 + CONTINUING.len() + host.len() + "\u{2026}\"".len() + MID.len();
-    let mut out = Vec::with_capacity(len + origin.len() + 3);
-    out.extend_from_slice(HEAD.as_bytes());
+    const ORIGIN: &str = ",\"origin\":";
+    let plain = [origin, host, handoff_url]
+        .iter()
+        .all(|s| !needs_json_escape(s));
     if plain {
-        for part in [
+        let parts = [
+            HEAD,
+            "\"",
+            handoff_url,
+            "\"",
+            MESSAGE,
             "\"",
             CONTINUING,
             host,
             "\u{2026}\"",
-            MID,
+            ORIGIN,
             "\"",
             origin,
             "\"}",
-        ] {
+        ];
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
             out.extend_from_slice(part.as_bytes());
         }
         return out;
     }
-    let message = format!("{CONTINUING}{host}\u{2026}");
-    serde_json::to_writer(&mut out, &message).expect("a string serializes");
-    out.extend_from_slice(MID.as_bytes());
+    let mut out = Vec::new();
+    out.extend_from_slice(HEAD.as_bytes());
+    serde_json::to_writer(&mut out, handoff_url).expect("a string serializes");
+    out.extend_from_slice(MESSAGE.as_bytes());
+    serde_json::to_writer(&mut out, &format!("{CONTINUING}{host}\u{2026}"))
+        .expect("a string serializes");
+    out.extend_from_slice(ORIGIN.as_bytes());
     serde_json::to_writer(&mut out, origin).expect("a string serializes");
     out.push(b'}');
     out
@@ -214,8 +231,11 @@ fn needs_json_escape(s: &str) -> bool {
 }
 
 /// Where the shopper lands: `ReturnTo::Path` when configured; else the form's
-/// [`RETURN_PATH_FIELD`]; else the cache page URL in `Referer`; else `/`. A candidate that is
-/// not a path on the publisher origin, or that is the handoff path, is skipped.
+/// [`RETURN_PATH_FIELD`] (a page URL as amp-form's `SOURCE_URL` gives it, reduced to its path
+/// and query, or a path as `SOURCE_PATH` gives it); else the cache page URL in `Referer`;
+/// else `/`. A candidate that is not a path on the publisher origin, or that is the handoff
+/// path, is skipped. The AMP runtime's own query parameters (`amp_js_v`, `usqp`, ...) never
+/// come along from a URL.
 fn return_path<'a>(
     config: &'a Config,
     publisher: &Publisher,
@@ -226,11 +246,20 @@ fn return_path<'a>(
         return Cow::Borrowed(p);
     }
     let usable = |p: Cow<'a, str>| (!config.is_layer_path(&p)).then_some(p);
+    let on_cache = |host: &str| {
+        config
+            .caches
+            .iter()
+            .any(|c| c.is_cache_host(&publisher.cache_subdomain, host))
+    };
     let from_field = || {
-        field
-            .map(field_path)
-            .and_then(|f| validate_return_path_cow(f, &publisher.url).ok())
-            .and_then(usable)
+        let path = match field_value(field?) {
+            value if value.starts_with('/') => validate_return_path_cow(value, &publisher.url).ok(),
+            Cow::Borrowed(url) => return_path_from_source_url_cow(url, &publisher.url, on_cache),
+            Cow::Owned(url) => return_path_from_source_url_cow(&url, &publisher.url, on_cache)
+                .map(|p| Cow::Owned(p.into_owned())),
+        };
+        path.and_then(usable)
     };
     let from_referer = || {
         let mut values = headers.get_all(REFERER).iter();
@@ -238,27 +267,27 @@ fn return_path<'a>(
             (Some(v), None) => v.to_str().ok()?,
             _ => return None,
         };
-        return_path_from_referer_cow(referer, &publisher.url, |host| {
-            config
-                .caches
-                .iter()
-                .any(|c| c.is_cache_host(&publisher.cache_subdomain, host))
-        })
-        .and_then(usable)
+        return_path_from_referer_cow(referer, &publisher.url, on_cache)
+            .map(without_amp_params)
+            .and_then(usable)
     };
     from_field()
         .or_else(from_referer)
         .unwrap_or(Cow::Borrowed("/"))
 }
 
-/// The path in a [`RETURN_PATH_FIELD`] value. amp-form fills `SOURCE_PATH` in percent-encoded
-/// (`%2Fproducts%2F3`: its URL variables are encoded with `encodeURIComponent`), so a value
-/// that starts with an encoded `/` is decoded once; it is validated afterwards like any other.
-fn field_path(value: &str) -> Cow<'_, str> {
-    let encoded_slash = value
-        .get(..3)
-        .is_some_and(|p| p.eq_ignore_ascii_case("%2F"));
-    if encoded_slash {
+/// A [`RETURN_PATH_FIELD`] value as the layer reads it. amp-form fills `SOURCE_URL` and
+/// `SOURCE_PATH` in percent-encoded (`https%3A%2F%2Fshop.example%2Fp%3Fa%3D1`,
+/// `%2Fproducts%2F3`: its URL variables are encoded with `encodeURIComponent`), so a value
+/// that starts with an encoded `/` or `http(s)://` is decoded once; it is validated
+/// afterwards like any other.
+fn field_value(value: &str) -> Cow<'_, str> {
+    let starts = |prefix: &str| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if starts("%2F") || starts("http%3A%2F%2F") || starts("https%3A%2F%2F") {
         if let Ok(decoded) = percent_encoding::percent_decode_str(value).decode_utf8() {
             return Cow::Owned(decoded.into_owned());
         }
@@ -352,9 +381,10 @@ mod tests {
     }
 
     /// The answer as it was first written: a `serde_json` object.
-    fn answer_by_serde(origin: &str, host: &str) -> String {
+    fn answer_by_serde(origin: &str, host: &str, handoff_url: &str) -> String {
         serde_json::json!({
             "handoff": true,
+            "handoff_url": handoff_url,
             "origin": origin,
             "message": format!("Continuing on {host}\u{2026}"),
         })
@@ -373,8 +403,9 @@ mod tests {
             ("x\u{0}\u{1f}\n\t", "\r\u{8}\u{c}"),
             ("", ""),
         ];
+        let url = "https://shop.example/_amp/handoff?token=AQJrMQ-_";
         for (origin, host) in rows {
-            let got = answer_json(origin, host);
+            let got = answer_json(origin, host, url);
             if !needs_json_escape(origin) && !needs_json_escape(host) {
                 assert_eq!(
                     got.len(),
@@ -384,7 +415,7 @@ mod tests {
             }
             assert_eq!(
                 got,
-                answer_by_serde(origin, host).into_bytes(),
+                answer_by_serde(origin, host, url).into_bytes(),
                 "{origin:?}"
             );
         }
@@ -398,10 +429,11 @@ mod tests {
         fn fast_answer_agrees_with_serde_json(
             origin in "(https?://)?[a-z.\"\\\\\u{0}-\u{1f}\u{7f}é\u{2028}-]{0,24}",
             host in proptest::prelude::any::<String>(),
+            handoff_url in "(https?://)?[a-z./?=\"\\\\\u{0}-\u{1f}_-]{0,40}",
         ) {
             proptest::prop_assert_eq!(
-                String::from_utf8(answer_json(&origin, &host)).unwrap(),
-                answer_by_serde(&origin, &host)
+                String::from_utf8(answer_json(&origin, &host, &handoff_url)).unwrap(),
+                answer_by_serde(&origin, &host, &handoff_url)
             );
         }
     }
@@ -419,12 +451,31 @@ mod tests {
             ("products%2F3", "products%2F3"),
             ("%2F%FF", "%2F%FF"),
             ("SOURCE_PATH", "SOURCE_PATH"),
+            // SOURCE_URL, on a cache (rebuilt as the origin URL) or on the origin.
+            (
+                "https%3A%2F%2Fshop.example%2Fproducts%2F6%3Fenctype%3Durlencoded",
+                "https://shop.example/products/6?enctype=urlencoded",
+            ),
+            (
+                "HTTP%3a%2f%2fshop.localhost%3A8080%2F",
+                "HTTP://shop.localhost:8080/",
+            ),
+            (
+                "https://shop.example/p?a=%41",
+                "https://shop.example/p?a=%41",
+            ),
+            (
+                "https%3A%2F%2Fshop.example%2F%FF",
+                "https%3A%2F%2Fshop.example%2F%FF",
+            ),
+            ("https%3A%2Fevil", "https%3A%2Fevil"),
+            ("SOURCE_URL", "SOURCE_URL"),
         ];
         for (value, path) in rows {
-            assert_eq!(field_path(value), path, "{value}");
+            assert_eq!(field_value(value), path, "{value}");
         }
         let origin = url::Url::parse("https://shop.example/").unwrap();
-        let evil = field_path("%2F%2Fevil.com");
+        let evil = field_value("%2F%2Fevil.com");
         assert!(crate::return_path::validate_return_path(&evil, &origin).is_err());
     }
 

@@ -50,10 +50,11 @@ pub const TOKEN_PARAM: &str = "token";
 ///
 /// Firefox and WebKit send the cache's POST with `Referer: <cache origin>/` only, so this
 /// field is the one way to land every engine on the product page. amp-form fills it in
-/// from the page's source URL:
+/// from the page's source URL (`SOURCE_URL`, reduced by the layer to the path and query on the
+/// publisher origin; the older `SOURCE_PATH`, without the query, still works):
 ///
 /// ```html
-/// <input type="hidden" name="amp_return_path" value="SOURCE_PATH" data-amp-replace="SOURCE_PATH">
+/// <input type="hidden" name="amp_return_path" value="SOURCE_URL" data-amp-replace="SOURCE_URL">
 /// ```
 ///
 /// ```

@@ -6,6 +6,8 @@
 //!   its own Xvfb), opens sessions with fresh profiles, and stops all of it on drop.
 //! - [`shopper`]: what a shopper does in the browser (open a cache page, add to the cart,
 //!   reload, go back) and what the test reads back (URL, page text, history, the cart).
+//! - [`viewer`]: another site that shows a cache page in a sandboxed iframe, as AMP
+//!   viewers do.
 //! - [`stand_in`]: a small server with one page per amp-form rule, to test the shop's offline
 //!   stand-in for amp-form (`examples/shop/offline.js`) on its own.
 //!
@@ -33,6 +35,7 @@
 pub mod drivers;
 pub mod shopper;
 pub mod stand_in;
+pub mod viewer;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -134,4 +137,49 @@ pub async fn scenario_saw<F: Future<Output = String>>(name: &str, body: F) {
         "browser scenario {name}: ok in {:.2} s; {saw}",
         start.elapsed().as_secs_f64()
     ));
+}
+
+/// What each scenario did in each set-up, in the order they ran: (set-up, scenario, cell).
+static RESULTS: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
+
+/// Notes what `scenario` did in `set_up` (a short cell of [`print_results`]' table).
+pub fn record_result(set_up: &str, scenario: &str, cell: &str) {
+    RESULTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push((set_up.to_owned(), scenario.to_owned(), cell.to_owned()));
+}
+
+/// Prints every result so far as a Markdown table, scenario × set-up (to the real stderr,
+/// see [`note`]). The set-ups run one after the other in one test process, so the table
+/// printed after the last one holds them all; a scenario that did not run (or failed before
+/// it was noted) shows `—`.
+pub fn print_results() {
+    let results = RESULTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    let mut set_ups: Vec<&str> = Vec::new();
+    let mut scenarios: Vec<&str> = Vec::new();
+    for (set_up, scenario, _) in &results {
+        if !set_ups.contains(&set_up.as_str()) {
+            set_ups.push(set_up);
+        }
+        if !scenarios.contains(&scenario.as_str()) {
+            scenarios.push(scenario);
+        }
+    }
+    let mut table = format!("| scenario | {} |\n|---|", set_ups.join(" | "));
+    table.push_str(&"---|".repeat(set_ups.len()));
+    for scenario in &scenarios {
+        table.push_str(&format!("\n| {scenario} |"));
+        for set_up in &set_ups {
+            let cell = results
+                .iter()
+                .find(|(u, s, _)| u == set_up && s == scenario)
+                .map_or("—", |(_, _, c)| c.as_str());
+            table.push_str(&format!(" {cell} |"));
+        }
+    }
+    note(&format!("browser tests: scenario × set-up so far\n{table}"));
 }

@@ -20,6 +20,10 @@ const AMP_READY: Duration = Duration::from_secs(10);
 /// `sessionStorage` (per origin and tab; it outlives the page when the tab navigates away).
 const MESSAGES_KEY: &str = "tower-amp-session-test-form-messages";
 
+/// The committed screenshots README.md shows, relative to the crate
+/// ([`Shopper::screenshot_for_docs`]).
+pub const DOCS_SCREENSHOTS: &str = "docs/screenshots";
+
 /// A browser session shopping at one shop.
 #[derive(Debug)]
 pub struct Shopper<'a> {
@@ -160,7 +164,62 @@ impl<'a> Shopper<'a> {
         found.text().await.ok().filter(|t| !t.is_empty())
     }
 
-    async fn press_add(&self, quantity: u32) {
+    /// On a product page: sets the quantity and submits the form from a script
+    /// (`form.requestSubmit()`), with no user activation: no WebDriver click or key press, so
+    /// the browser treats any navigation it starts as not the shopper's.
+    pub async fn submit_without_activation(&self, quantity: u32) {
+        self.eval(&format!(
+            "const f = document.querySelector('form');\n\
+             f.querySelector('input[name=quantity]').value = '{quantity}';\n\
+             f.requestSubmit();\n\
+             return true;"
+        ))
+        .await;
+    }
+
+    /// Enters the page's first iframe: from now on scripts and look-ups run in it.
+    pub async fn enter_frame(&self) {
+        self.client()
+            .enter_frame(0)
+            .await
+            .expect("enter the iframe");
+    }
+
+    /// Back to the top-level document (also after the frame went away with a navigation).
+    pub async fn leave_frames(&self) {
+        let window = self.client().window().await.expect("the window handle");
+        self.client()
+            .switch_to_window(window)
+            .await
+            .expect("switch to the top-level document");
+    }
+
+    /// Waits until an element matching `css` is in the current document (or frame).
+    pub async fn wait_for(&self, css: &str) {
+        let deadline = Instant::now() + NAVIGATION;
+        while self.client().find(Locator::Css(css)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "no {css} on {} after {NAVIGATION:?}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the first element matching `css` (a real click: user activation).
+    pub async fn click(&self, css: &str) {
+        self.client()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Sets the quantity and presses "Add to cart" (real key presses and a real click).
+    pub async fn press_add(&self, quantity: u32) {
         let field = self
             .client()
             .find(Locator::Css("input[name=quantity]"))
@@ -346,6 +405,21 @@ impl<'a> Shopper<'a> {
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write the screenshot");
         path
+    }
+
+    /// [`Shopper::screenshot`], and when `AMP_UPDATE_SCREENSHOTS=1` also a copy in the
+    /// committed folder [`DOCS_SCREENSHOTS`] that README.md shows (off by default, so a test
+    /// run never changes the tree). Returns the committed copy's path when it wrote one.
+    pub async fn screenshot_for_docs(&self, name: &str) -> Option<PathBuf> {
+        let shot = self.screenshot(name).await;
+        if std::env::var("AMP_UPDATE_SCREENSHOTS").as_deref() != Ok("1") {
+            return None;
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DOCS_SCREENSHOTS);
+        std::fs::create_dir_all(&dir).expect("create the screenshots folder");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::copy(&shot, &path).expect("copy the screenshot");
+        Some(path)
     }
 
     /// `/_stats.json` of the shop, asked directly (not through the browser).
