@@ -9,7 +9,6 @@
 use std::fmt;
 
 use base64::Engine as _;
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -63,9 +62,9 @@ pub struct Keyring {
 #[derive(Clone)]
 pub(crate) struct KeyEntry {
     pub(crate) id: Box<str>,
-    /// The handoff token key, derived once from the keyring key (HKDF-SHA256,
-    /// [`HANDOFF_INFO`]). The raw key is not kept.
-    pub(crate) handoff: XChaCha20Poly1305,
+    /// The handoff token's XChaCha20-Poly1305 key, derived once from the keyring key
+    /// (HKDF-SHA256, [`HANDOFF_INFO`]). The raw key is not kept.
+    pub(crate) handoff: [u8; 32],
 }
 
 /// HKDF-SHA256 of `key` for `info`: the 32-byte key of one purpose.
@@ -360,7 +359,7 @@ impl KeyringBuilder {
             if keys.iter().any(|k| *k.id == *id) {
                 return Err(KeyError::DuplicateId(id));
             }
-            let handoff = XChaCha20Poly1305::new(&derive(&key, HANDOFF_INFO).into());
+            let handoff = derive(&key, HANDOFF_INFO);
             keys.push(KeyEntry {
                 id: id.into_boxed_str(),
                 handoff,

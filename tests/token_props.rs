@@ -349,3 +349,121 @@ async fn rotation_with_from_list() {
     let refused = complete(&mut a, &path_of(&from_new)).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
 }
+
+// ---------------------------------------------------------------------------------------
+// Tokens from before the AEAD change (RustCrypto XChaCha20-Poly1305 until 0.1 of issue 23)
+// ---------------------------------------------------------------------------------------
+
+/// When the tokens below were minted (the layer's clock), with `builder()`'s keyring.
+const OLD_AT: u64 = 1_800_000_000;
+
+// Minted by the layer before the token's AEAD became HChaCha20 + ring's ChaCha20-Poly1305:
+// `product_id=3&quantity=2` and a 2 KiB note (urlencoded), `product_id=3`, `size=M`
+// (multipart), each a cookieless cache POST to `/cart/add`.
+const OLD_URLENCODED: &str = concat!(
+    "AgJrMSI82UU0_2Vsj1VegjTo2C3pU24XLuPAUD48mZbsVXWjvAfvoH6tetjdMwm9qnkVFjRZEIpoVYFFGZV-wQjJ",
+    "Kj6q9zYEExGfnUY-RPFNgoQpRgNjs3OGC8HojyJjOw48Ns8a2SQ2OrjffudDMCCO1F2GntwDCh06gr1a4DZHzCv3",
+    "FgHPbT67tk9QA4k",
+);
+
+const OLD_LONG: &str = concat!(
+    "AgJrMebkpUXaqvVSY4al6Pj-b8Z48sxBwIHajCksDW82DrW_9ByX5hRqKB_pevFcVyKSv_wNGSY_wX6_O4AZtaTL",
+    "2WyTaqNioujlQ5gn44ND6Xjac0qKEpkSJGIrqSBx-MnJn1cTtoGTB2XnF15x_faoeJyOnIMdMqS487_nZCEPYbWl",
+    "cwb25uV4r4w_MHnEtkOvZrILj4pYeHEOJs_TOK8CNINw3qd41xVcC-hPPYelXXYXG3shVoHjgDXE0RzUQ8493QFn",
+    "bFLbE7Gpd5NCZaEJggnkmN_0imFx4MtzoXTY8lZrMOICV7hOKt034KS3dt6T6FLObXN207Am6bHscjhQrCeyCNGs",
+    "tZTl7-Ob2yft-KdwQ_drHTksGO8CvCDgfIDQZcyXggt4B8yxQO5SSj-eUHz9OuIh1AJwbdxZznlp6_dxs0cACSgS",
+    "87AdB1fC_I93yBsLicP4jtRbeIjFnO2EG0N4_MJGGY1zHI0BTDcfUXTXLd4ldaUhkfhicGjHFz4umSi3QRvfs4L_",
+    "rD-KpJpJ3E9OpcDDkIHTeBvXnumO6zzO_B3fW7smyYB3gpA-c85hm6AmcSo9Int2QKW9P-whdEODB8j_E3OG37uF",
+    "y5vM6xQpbSwjlioMDw_ogzWpddGwChV-oubqMk5-_7HjRv3hbqT6fGO00vNuOlumhJz1XEXpaeyL7u-F3W99vp2U",
+    "dxSkYNSudqakMHcFSwARmDD5lMoahGOhF9lJR6ZtIHJASDNxwX2-CEKIgD0Go3MiWeEgYrfXGHLWhgvGqLQ-a57Z",
+    "sJRDFvyxJT2hVm9d6lyZ3Tdc5cGJKk6-mxIkZU7CAQ7P59s1Z1T4S15Y3U-JcjjJP2qBp9Twii2vb_i9ntn9gHn4",
+    "OUlFiesNewrtqSe3poPgdTyECdUl7zre5Y2iHs-uNJr6zF0VL9pnnd3zzY4nl88nuVw1EeOYQDtb1URb5mCDixja",
+    "tJCN0mA-21Af9wgb9l0L3beXbd7gKfWbqt3RGgSMrL071EBZ-7lgF1_Op_W_YhKF6WyXpa2T0RiM_hkGfZ-aMV08",
+    "-QSbMlge09dz1XP7lcyS4ECUeB4YkotE8lqffW1wjVYCo3m8e_2_aOaezMv_wDHSWeyOcv5XMj6kycuH7FLt811-",
+    "mOuc3SlLUhZ6ko8Nj9uvponod6-PCdt-Eyl30l7Mxh8M9I1GkiQg-2KvyJXelJ6p0c7ueFiStzsAwFxstnAzk3ip",
+    "6a7ydeuRrIOlwM7wfMpl-ao8jpdUc6GYBH0SYG-EDgDsZnVz6iUbGVZZq016pgootwKUD1U3dIuYzuZEwPL2sL_5",
+    "wUUF6SM2HKyNFv6hu2hIQHwHuiIYObo5jeTWszVF12CcVgWa6grWRwz7rfCaDAdh0Zs9UM6YTbiOD4msa-Ek-aD0",
+    "nOWJfxuFctYlDiqsg4PnccTNw6Yavvz4xmBzQv2GaVSvIH25plDuIwk4bq0XygHLi-U6P95Ck2GZ_k1ts_NFIfyL",
+    "lko_hRdDzrZhhtbMwAcJICpfjhEEUqsDyv69yDaIQK25kMT7C4nGJR27AzicjAa2wBZy8YLkaOfkOuJ0uyfnMN1w",
+    "F2whrewdwUgdcp372mMcqGUfrOtE3XzvT5fgrQQXe8x2BfPMTTtsDnIxlTt9kClIXPmBbSsfiCvoGi2Vmb43MNkf",
+    "LjFhpJjkVC0GdkQ0V-WrqenWHjIuF84TYMnlriDgec7ZFnwFWhiTgx4fz7Am_2qN5-gEtzEN1T1A3jxzlm8Na93_",
+    "TI1_BbZAH7Oc3v7LaYi9jUdY8U8m_4KsV8N85dlnkyTUECfpar86L5z-uvyLu6ALMxbStze0lByl3AUNcIxAjdD8",
+    "DZi1Ol5u7T85pbdMrC0cDA5t5b1W9n75NDheXuxWUL4AThrfAFkLxveSNnYPNDNck1E5McP5aKOykQT9rtuMgtp0",
+    "PVPGFom0zM26e1ATgdZxNEa3lUWequjHVERpK6aIz7ZjZ08Pf95IW2naqCaJMRN65Cv7NqSsTGYyFh2dJQvPfBiW",
+    "iJTorJraINW6nW02wGJlruKF8Q7KDlQnxdzrEgZ1tiAhA3vw9-pgLI8Hdo93Ob7boM8NLNOyCoQ4cz-j4s5lra7o",
+    "ExhrcOxfScC7EJLaIv7ItCGeZWjLXuIsFcT8S2nx6p1G4qgYskoK7nHRh74TC0ThP6OmXZfOC211y1oOoZRqImR5",
+    "YLURuSOWj_iI_PZZpRh10EGHpEsEMWxlobygTxMLgxdYrc1hI-RpVXqOh1eL0tLkI8tuRJkdl1YXE6sFt1n6IVvU",
+    "Wm8LiVS-yaNaO4Pjv3eimwqUe0g9LTKmOpuqPFlsEcWB2oFmr4eNv7vUJ7EUZh7Lqmck78gO5GJ8Q5W855yu-4QI",
+    "wMNTC2q3MYyb41uvwzIz-NwiDjMdPwZonAuF9GcygxTFzhV4rZgaeepNda81-6Kl7dq8VMASAWKJaqa4XzJmL5HZ",
+    "ndAY6HnL6Urxhm3k_7NN_tuFlWrL9sFxEkCavXrNs4Nwsb_G5vp7GKc0muZk8ZAr1tuENKe_atekgdseJ326R6Cb",
+    "CjDFU8ID0IkbCl-OXsPGw77pezhDdfgk4M_FSW9pLuwtkt38lSmcSfAHNZvG2pMvpI3m31Xj276uvjzU5cOmBZuv",
+    "x1lCmMcwW1n4XiArWBAwMWfnsbYzreX8LiKg5-rW9gaessO2TJxPiNFOoWUhKK_EKMWNQGCv6772Q_PIOY0xG_KF",
+    "YwH1LXx1ezfddsqJMXsB49IPGHI3XED8WXxy4Sj1hZLWAlPpiCnkyky_GOuFMHKrEJFpSJJvP_m1xv8BFqEuwqhi",
+    "WpLgLlMt8V4C0aoFUVoMMCd6pn92oBxY4_8",
+);
+
+const OLD_MULTIPART: &str = concat!(
+    "AgJrMemrLLRjeMrLs7tcExGVHR1JhXrMDhBDmPoPrQu92_dL02z-DX8EioUmCDFYh-sNZob-MXjVMmwBAXzXv3UU",
+    "SCHf2psF9GMSeyLdBP-gkpmiTrdvLCbGGATtiZ8WpxaA-y65VwaKn1s4ArVNwmcRBHCrbCxnc_AsLxPSwlNyKojJ",
+    "qnJq2UbKlw",
+);
+
+/// Format version 2 did not change: a token sealed by the old cipher opens, applies once and
+/// delivers its form as minted.
+#[tokio::test]
+async fn tokens_sealed_before_the_cipher_change_still_open() {
+    let pairs = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let note = "x".repeat(2000);
+    // (token, the fields the app gets)
+    let rows = [
+        (
+            OLD_URLENCODED,
+            pairs(&[("product_id", "3"), ("quantity", "2")]),
+        ),
+        (OLD_LONG, pairs(&[("note", &note), ("product_id", "7")])),
+        (OLD_MULTIPART, pairs(&[("product_id", "3"), ("size", "M")])),
+    ];
+    for (token, want) in rows {
+        let layer = builder()
+            .clock(|| UNIX_EPOCH + Duration::from_secs(OLD_AT + 1))
+            .build()
+            .unwrap();
+        let rec = Recorder::default();
+        let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
+        let a = complete(&mut svc, &handoff_with(token)).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        let seen = rec.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].method.as_str(), seen[0].uri.as_str()),
+            ("POST", "/cart/add")
+        );
+        assert_eq!(multipart_or_urlencoded(&seen[0]).await, want);
+        // Single use still holds: a reload is redirected, not applied again.
+        let again = complete(&mut svc, &handoff_with(token)).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER);
+        assert_eq!(rec.count(), 1);
+    }
+}
+
+/// The form fields the app got, in either encoding.
+async fn multipart_or_urlencoded(seen: &Seen) -> Vec<(String, String)> {
+    let ct = seen.content_type.as_deref().unwrap_or("");
+    let Ok(boundary) = multer::parse_boundary(ct) else {
+        return fields(&seen.body);
+    };
+    let body = seen.body.clone();
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut m = multer::Multipart::new(stream, boundary);
+    let mut out = Vec::new();
+    while let Some(f) = m.next_field().await.unwrap() {
+        let name = f.name().unwrap().to_owned();
+        out.push((name, f.text().await.unwrap()));
+    }
+    out
+}

@@ -6,8 +6,9 @@
 //! time windows 1 024, unknown key ids 256.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
-use chacha20poly1305::KeyInit;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::{KeyInit, XNonce};
 use proptest::prelude::*;
 
 use super::*;
