@@ -126,6 +126,7 @@ mod classify;
 mod config;
 mod cookie_name;
 mod cors;
+mod describe;
 pub mod docs;
 mod email;
 #[cfg(feature = "axum-core")]
@@ -152,7 +153,8 @@ mod token;
 pub use body::{RequestBody, ResponseBody};
 pub use cache_domain::CacheDomain;
 pub use classify::{RequestSource, AMP_SAME_ORIGIN};
-pub use config::{ConfigBuilder, ConfigError, ReturnTo, SameSite};
+pub use config::{ConfigBuilder, ConfigError, ReturnTo, SameSite, MIN_CONFIRMATION_DELAY};
+pub use describe::PendingChange;
 pub use email::{AMP_EMAIL_ALLOW_SENDER, AMP_EMAIL_SENDER};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

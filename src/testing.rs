@@ -8,7 +8,10 @@
 //!    cache origin), in `multipart/form-data` like amp-form, or urlencoded;
 //! 2. the top-level navigation to the `AMP-Redirect-To` URL on the publisher origin;
 //! 3. when the layer shows its confirmation page, the click on its button (the first-party
-//!    POST of the token), unless [`Handoff::without_confirming`].
+//!    POST of the token), unless [`Handoff::without_confirming`]. The click comes as from
+//!    a shopper who read the page for the
+//!    [`confirmation_delay`](crate::ConfigBuilder::confirmation_delay): its render time is
+//!    signed as that long ago, so tests need not sleep or set a clock.
 //!
 //! Each answer is kept as a [`TestResponse`]; [`Completed`] says what the last one was.
 //!
@@ -233,8 +236,22 @@ impl Handoff {
             .find(|(k, _)| k == TOKEN_PARAM)
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
+        // The shopper read the page for the confirmation delay before pressing the button:
+        // its render time is signed as that long ago (the layer's own check then passes
+        // without the test sleeping; the page's own render field is checked by the layer's
+        // tests).
+        let read_from = config.now_ms().saturating_sub(config.confirmation_delay_ms);
+        let render = crate::token::HandoffToken::open(
+            &config.keyring,
+            &token,
+            config.now(),
+            config.clock_skew,
+        )
+        .map(|t| crate::handoff::render_value(config, &t.nonce, read_from))
+        .unwrap_or_default();
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair(TOKEN_PARAM, &token)
+            .append_pair(crate::handoff::RENDER_FIELD, &render)
             .finish();
         let mut req = Request::post(&*config.handoff_path)
             .header(HOST, &publisher.authority)
