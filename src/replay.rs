@@ -888,14 +888,22 @@ mod tests {
         let g = MemoryReplayGuard::new(256);
         let now = SystemTime::now();
         let mut used = Vec::new();
+        let mut false_positives = 0;
         for i in 0..20_000u32 {
             // Expiries rise with the mint time, as a flood's do; a few seconds apart.
             let exp = now + Duration::from_secs(100 + u64::from(i / 500));
-            assert_eq!(block(g.reserve(&n(i), exp)), Ok(Reserved), "{i}");
+            match block(g.reserve(&n(i), exp)) {
+                Ok(Reserved) => {}
+                // Unseen, but its probes hit a filter of its second: the false positives.
+                Err(ReplayGuardError::Full) => false_positives += 1,
+                r => panic!("nonce {i}: {r:?}"),
+            }
             block(g.mark_applied(&n(i), exp)).unwrap();
             used.push((i, exp));
         }
-        assert!(g.evicted_len() > 19_000);
+        assert!(false_positives < 400, "{false_positives} of 20 000");
+        // Within its budget (16 bytes per slot), the rest refused by the floor.
+        assert!(g.evicted_len() > 2_000, "{}", g.evicted_len());
         for (i, exp) in used {
             let r = block(g.reserve(&n(i), exp));
             assert!(
@@ -935,7 +943,10 @@ mod tests {
             a.base -= 100;
             b.base = a.base;
             for g in [&a, &b] {
-                g.lock().unwrap().until_clock = clock;
+                let mut s = g.lock().unwrap();
+                s.until_clock = clock;
+                // One filter seed, so both see the same false positives.
+                s.evicted = Evicted::new(1);
             }
             let now = SystemTime::now();
             for (i, (op, nonce, secs)) in steps.into_iter().enumerate() {
