@@ -94,7 +94,11 @@ pub(crate) fn deny_framing(h: &mut HeaderMap, csp: &'static str) {
 }
 
 /// An HTML page the layer writes: `status`, `html`, not stored, unframeable (`csp`).
-pub(crate) fn html<B>(status: StatusCode, html: String, csp: &'static str) -> Response<ResponseBody<B>> {
+pub(crate) fn html<B>(
+    status: StatusCode,
+    html: String,
+    csp: &'static str,
+) -> Response<ResponseBody<B>> {
     let mut res = Response::new(ResponseBody::full(html));
     *res.status_mut() = status;
     let h = res.headers_mut();

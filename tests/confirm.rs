@@ -142,7 +142,10 @@ async fn undeclared_route_asks_first_and_applies_on_the_confirmation_post() {
     assert_eq!(reopened.status, StatusCode::OK);
     assert!(reopened.body.contains("This change was already applied"));
     assert!(!reopened.body.contains("Apply this change"));
-    assert_eq!(reopened.header("refresh"), Some(&*format!("3; url={PUBLISHER}/")));
+    assert_eq!(
+        reopened.header("refresh"),
+        Some(&*format!("3; url={PUBLISHER}/"))
+    );
     assert_eq!(reopened.header("x-frame-options"), Some("DENY"));
     assert_eq!(rec.count(), 1);
 }
@@ -167,20 +170,38 @@ async fn render_time_table() {
     let rows: Vec<(&str, String, u64, bool)> = vec![
         ("no render field", format!("token={token}"), 0, false),
         ("malformed", format!("token={token}&amp_render=x"), 0, false),
-        ("forged time", format!("token={token}&amp_render={forged_time}"), 0, false),
-        ("another token's render", format!("token={token}&amp_render={other_render}"), 0, false),
+        (
+            "forged time",
+            format!("token={token}&amp_render={forged_time}"),
+            0,
+            false,
+        ),
+        (
+            "another token's render",
+            format!("token={token}&amp_render={other_render}"),
+            0,
+            false,
+        ),
         ("999 ms after the render", form.clone(), 999, false),
         ("1 s after the render", form.clone(), 1, true),
     ];
     for (case, body, advance, applied) in rows {
         clock.advance(advance);
-        let a = send(&mut svc, request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &body)).await;
+        let a = send(
+            &mut svc,
+            request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &body),
+        )
+        .await;
         if applied {
             assert_eq!(a.status, StatusCode::SEE_OTHER, "{case}: {}", a.body);
             assert_eq!(rec.count(), 1, "{case}");
         } else {
             assert_eq!(a.status, StatusCode::CONFLICT, "{case}: {}", a.body);
-            assert!(a.body.contains("Please review the change, then press the button."), "{case}");
+            assert!(
+                a.body
+                    .contains("Please review the change, then press the button."),
+                "{case}"
+            );
             // The page again, with a fresh render time.
             assert!(hidden(&a.body, "amp_render").is_some(), "{case}");
             assert_eq!(a.header("x-frame-options"), Some("DENY"), "{case}");
@@ -227,7 +248,12 @@ async fn described_in_the_shops_words() {
     let query_only = {
         let a = send(
             &mut svc,
-            request("POST", "/account/email?email=%61%74", &[("origin", CACHE)], ""),
+            request(
+                "POST",
+                "/account/email?email=%61%74",
+                &[("origin", CACHE)],
+                "",
+            ),
         )
         .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -235,7 +261,9 @@ async fn described_in_the_shops_words() {
     };
     let page = send(&mut svc, request("GET", &query_only, &NAV, "")).await;
     assert!(!page.body.contains("no fields"), "{}", page.body);
-    assert!(page.body.contains("<code>email</code></th><td><code>at</code></td><td>the address</td>"));
+    assert!(page
+        .body
+        .contains("<code>email</code></th><td><code>at</code></td><td>the address</td>"));
     // The space above the button is chosen per render.
     let mut seen = std::collections::HashSet::new();
     for _ in 0..8 {
@@ -249,8 +277,17 @@ async fn described_in_the_shops_words() {
 
 #[tokio::test]
 async fn confirmation_delay_is_checked_at_build() {
-    for (ms, ok) in [(0, false), (499, false), (500, true), (1000, true), (60_000, true), (60_001, false)] {
-        let r = builder().confirmation_delay(Duration::from_millis(ms)).build();
+    for (ms, ok) in [
+        (0, false),
+        (499, false),
+        (500, true),
+        (1000, true),
+        (60_000, true),
+        (60_001, false),
+    ] {
+        let r = builder()
+            .confirmation_delay(Duration::from_millis(ms))
+            .build();
         assert_eq!(r.is_ok(), ok, "{ms} ms");
     }
 }

@@ -216,7 +216,12 @@ async fn replay_guard_trouble_never_applies_twice_and_always_tells() {
         0,
         &got,
         &app,
-        &expect(StatusCode::SERVICE_UNAVAILABLE, &[not_applied], Some(HandoffOutcome::GuardUnavailable), 0),
+        &expect(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &[not_applied],
+            Some(HandoffOutcome::GuardUnavailable),
+            0,
+        ),
     );
     assert_eq!(got.0.header("retry-after"), Some("2"));
     assert!(got.0.rejection.is_some());
@@ -308,12 +313,26 @@ async fn a_full_guard_asks_to_send_again_and_never_applies_twice() {
     let visits: &[(&str, &String, Expect)] = &[
         ("a", &a, expect(StatusCode::SEE_OTHER, &[], APPLIED, 1)),
         // Room for b means forgetting a; b expires with a, so it may be a: refused.
-        ("b", &b, expect(StatusCode::GONE, &[sent_again], Some(HandoffOutcome::GuardUnavailable), 1)),
+        (
+            "b",
+            &b,
+            expect(
+                StatusCode::GONE,
+                &[sent_again],
+                Some(HandoffOutcome::GuardUnavailable),
+                1,
+            ),
+        ),
         // a is forgotten: refused, not applied again.
         (
             "a again",
             &a,
-            expect(StatusCode::GONE, &[sent_again], Some(HandoffOutcome::GuardUnavailable), 1),
+            expect(
+                StatusCode::GONE,
+                &[sent_again],
+                Some(HandoffOutcome::GuardUnavailable),
+                1,
+            ),
         ),
     ];
     for (i, (row, link, want)) in visits.iter().enumerate() {
@@ -367,7 +386,12 @@ async fn a_dropped_completion_stays_pending_until_the_token_expires() {
         2,
         &got,
         &app,
-        &expect(StatusCode::GONE, &["the handoff link has expired"], Some(HandoffOutcome::Expired), 0),
+        &expect(
+            StatusCode::GONE,
+            &["the handoff link has expired"],
+            Some(HandoffOutcome::Expired),
+            0,
+        ),
     );
     assert_eq!(app.calls(), 1, "never called again");
 }

@@ -8,6 +8,7 @@
 //! | [`own_session`] | you already keep sessions with tower-sessions, axum-login or your own cookie |
 //! | [`several_instances`] | more than one origin process serves the publisher |
 //! | [`security`] | you review what the layer protects against, and what it gives up |
+//! | [`confirmation`] | you describe changes in your shop's words, or review the confirmation step |
 //! | [`tracing_events`] | you build logs, dashboards or alerts on the layer's events |
 //! | [`testing`] | you test your handlers through the layer |
 
@@ -23,6 +24,9 @@ pub mod several_instances {}
 #[doc = include_str!("security.md")]
 #[doc = include_str!("../../SECURITY.md")]
 pub mod security {}
+
+#[doc = include_str!("confirmation.md")]
+pub mod confirmation {}
 
 #[doc = include_str!("tracing_events.md")]
 pub mod tracing_events {}

@@ -141,7 +141,10 @@ pub(super) fn confirmation_page<B>(
         None => format!("Make this change on {host}?"),
     };
     let from = match context.came_from {
-        Some(site) => format!("<p>You were sent here by <strong>{}</strong>.</p>", escape(site)),
+        Some(site) => format!(
+            "<p>You were sent here by <strong>{}</strong>.</p>",
+            escape(site)
+        ),
         None => String::new(),
     };
     let again = if context.again {

@@ -24,11 +24,6 @@ impl Checked {
     /// How long the replay guard keeps the nonce: the token's expiry plus the clock skew
     /// (the same value for every call about this nonce).
     pub(super) fn guard_expiry(&self, config: &Config) -> SystemTime {
-        UNIX_EPOCH
-            + Duration::from_secs(
-                self.token
-                    .expires_at
-                    .saturating_add(config.clock_skew),
-            )
+        UNIX_EPOCH + Duration::from_secs(self.token.expires_at.saturating_add(config.clock_skew))
     }
 }

@@ -329,7 +329,8 @@ where
             tracing::warn!("amp_session.replay_guard_full");
             let mut res = reasons::REPLAY_FULL.page(&change.return_path);
             res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
-            res.extensions_mut().insert(HandoffOutcome::GuardUnavailable);
+            res.extensions_mut()
+                .insert(HandoffOutcome::GuardUnavailable);
             return Ok(res);
         }
         Err(e) => {
@@ -339,7 +340,8 @@ where
             let h = res.headers_mut();
             h.insert(&REFERRER_POLICY, NO_REFERRER);
             h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
-            res.extensions_mut().insert(HandoffOutcome::GuardUnavailable);
+            res.extensions_mut()
+                .insert(HandoffOutcome::GuardUnavailable);
             return Ok(res);
         }
     }

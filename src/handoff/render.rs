@@ -24,8 +24,8 @@ pub(super) enum RenderRefusal {
 }
 
 fn mac(key: &[u8; 32], nonce: &[u8; 16], ms: u64) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .expect("HMAC takes a key of any length");
+    let mut m =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
     m.update(nonce);
     m.update(&ms.to_be_bytes());
     m

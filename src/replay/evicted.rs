@@ -120,7 +120,11 @@ impl Evicted {
 
     /// Forgets the filters of every second up to `up_to` (their tokens have expired).
     pub(super) fn drop_up_to(&mut self, up_to: u32) {
-        while self.by_expiry.first_key_value().is_some_and(|(s, _)| *s <= up_to) {
+        while self
+            .by_expiry
+            .first_key_value()
+            .is_some_and(|(s, _)| *s <= up_to)
+        {
             if let Some((_, filters)) = self.by_expiry.pop_first() {
                 self.forget(filters);
             }
