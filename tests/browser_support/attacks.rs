@@ -269,7 +269,7 @@ impl Seen {
     /// Whether this is the handoff path with a form that posts back to it (the
     /// confirmation page).
     pub fn is_confirmation(&self, handoff_path: &str) -> bool {
-        self.url.path() == handoff_path && self.text.contains("Confirm")
+        self.url.path() == handoff_path && self.text.contains("Apply this change")
     }
 
     /// One line for the log.
