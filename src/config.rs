@@ -11,6 +11,7 @@ use crate::cache_url::cache_subdomain;
 use crate::classify::Allowlist;
 use crate::cookie_name::CookieName;
 use crate::cookie_template::CookieTemplate;
+use crate::describe::{Describers, PendingChange};
 use crate::email::EmailSenders;
 use crate::keyring::{KeyError, Keyring, KeyringBuilder};
 use crate::near_miss::NearMisses;
@@ -257,6 +258,12 @@ pub enum SameSite {
 }
 
 pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// The builder's clock as given (for the confirmation page's render time, in milliseconds,
+/// and the default replay guard).
+type TimeClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The shortest [`ConfigBuilder::confirmation_delay`] accepted.
+pub const MIN_CONFIRMATION_DELAY: Duration = Duration::from_millis(500);
 
 /// Builds an [`AmpSessionLayer`](crate::AmpSessionLayer); every check happens in [`ConfigBuilder::build`].
 ///
@@ -293,6 +300,9 @@ pub struct ConfigBuilder {
     pass_through: Vec<String>,
     external_session: Option<String>,
     email_senders: Vec<String>,
+    clock_time: Option<TimeClock>,
+    confirmation_delay: Duration,
+    describers: Describers,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -330,6 +340,9 @@ impl Default for ConfigBuilder {
             pass_through: Vec::new(),
             external_session: None,
             email_senders: Vec::new(),
+            clock_time: None,
+            confirmation_delay: Duration::from_secs(1),
+            describers: Describers::default(),
         }
     }
 }
@@ -512,8 +525,74 @@ impl ConfigBuilder {
     }
 
     /// The clock used for token times (default [`SystemTime::now`]). For tests.
+    ///
+    /// It also times the confirmation page (its render time and
+    /// [`confirmation_delay`](Self::confirmation_delay)) and the default replay guard's
+    /// sweeps, so a test can let time pass without sleeping.
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Some(Arc::new(move || unix(clock())));
+        let clock: TimeClock = Arc::new(clock);
+        let secs = clock.clone();
+        self.clock = Some(Arc::new(move || unix(secs())));
+        self.clock_time = Some(clock);
+        self
+    }
+
+    /// How long the confirmation page must have been shown before its button applies the
+    /// change (default 1 s, at least [`MIN_CONFIRMATION_DELAY`], at most 60 s).
+    ///
+    /// The button is disarmed for that time (by CSS, and by a small script until the page
+    /// has been visible that long and the shopper moved the pointer or pressed a key on
+    /// it), and the form carries its render time under a MAC: a POST sooner than this after
+    /// the page was rendered is answered with the page again. So a "double-click here" lure
+    /// on another site, whose first click opens the link and whose second lands where the
+    /// button appears, applies nothing. See [`docs::confirmation`](crate::docs::confirmation).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_amp_session::{AmpSessionLayer, Keyring};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .confirmation_delay(Duration::from_millis(1500))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn confirmation_delay(mut self, delay: Duration) -> Self {
+        self.confirmation_delay = delay;
+        self
+    }
+
+    /// Describes the changes to the route `path` (exact path, no query) in the shop's own
+    /// words, for the confirmation page's headline.
+    ///
+    /// `describe` gets the [`PendingChange`] (method, path, decoded body fields and query
+    /// parameters) and answers one sentence, or `None` for the layer's default headline.
+    /// The layer escapes the sentence (write plain text, not HTML), cuts it at 300 bytes,
+    /// and still lists the route and every field below it; the token, the headers and
+    /// every check stay the layer's.
+    ///
+    /// ```
+    /// use tower_amp_session::{AmpSessionLayer, Keyring, PendingChange};
+    ///
+    /// let layer = AmpSessionLayer::builder()
+    ///     .publisher_origin("https://shop.example")
+    ///     .keyring(Keyring::builder().signing("k1", [7u8; 32]))
+    ///     .describe("/cart/add", |change: &PendingChange| {
+    ///         let id = change.field("product_id")?;
+    ///         Some(format!("Add product {id} to your cart?"))
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn describe(
+        mut self,
+        path: impl Into<String>,
+        describe: impl Fn(&PendingChange) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.describers.add(path.into(), Arc::new(describe));
         self
     }
 
@@ -645,6 +724,13 @@ impl ConfigBuilder {
         if ttl == 0 || ttl > 3600 {
             return Err(ConfigError::InvalidLimit("handoff_ttl (1 s to 1 hour)"));
         }
+        if self.confirmation_delay < MIN_CONFIRMATION_DELAY
+            || self.confirmation_delay > Duration::from_secs(60)
+        {
+            return Err(ConfigError::InvalidLimit(
+                "confirmation_delay (0.5 s to 60 s)",
+            ));
+        }
         if self.clock_skew.as_secs() > 300 {
             return Err(ConfigError::InvalidLimit("clock_skew (at most 5 minutes)"));
         }
@@ -761,9 +847,16 @@ impl ConfigBuilder {
             safe_methods: self.safe_methods,
             allow_direct_changes: self.allow_direct_changes,
             return_to: self.return_to,
-            replay_guard: self
-                .replay_guard
-                .unwrap_or_else(|| Arc::new(MemoryReplayGuard::default())),
+            replay_guard: self.replay_guard.unwrap_or_else(|| match &self.clock_time {
+                Some(c) => {
+                    let c = c.clone();
+                    Arc::new(MemoryReplayGuard::with_clock(
+                        MemoryReplayGuard::DEFAULT_CAPACITY,
+                        move || c(),
+                    ))
+                }
+                None => Arc::new(MemoryReplayGuard::default()),
+            }),
             clock: self
                 .clock
                 .unwrap_or_else(|| Arc::new(|| unix(SystemTime::now()))),
@@ -781,6 +874,12 @@ impl ConfigBuilder {
             warned_strict: std::sync::atomic::AtomicBool::new(false),
             warned_one_route: std::sync::atomic::AtomicBool::new(false),
             near_misses,
+            clock_ms: match self.clock_time {
+                Some(c) => Arc::new(move || unix_ms(c())),
+                None => Arc::new(|| unix_ms(SystemTime::now())),
+            },
+            confirmation_delay_ms: self.confirmation_delay.as_millis() as u64,
+            describers: self.describers,
         })
     }
 }
@@ -954,6 +1053,12 @@ pub(crate) struct Config {
     pub(crate) warned_one_route: std::sync::atomic::AtomicBool,
     /// Refused origins that are almost this publisher's cache origin.
     pub(crate) near_misses: NearMisses,
+    /// The clock in Unix milliseconds (the confirmation page's render time).
+    pub(crate) clock_ms: Clock,
+    /// [`ConfigBuilder::confirmation_delay`] in milliseconds.
+    pub(crate) confirmation_delay_ms: u64,
+    /// [`ConfigBuilder::describe`].
+    pub(crate) describers: Describers,
 }
 
 /// Whose cookie carries the session.
@@ -972,6 +1077,10 @@ impl Config {
 
     pub(crate) fn now(&self) -> u64 {
         (self.clock)()
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        (self.clock_ms)()
     }
 
     /// Whether `target` (path and query) is a declared direct route: exactly, or below a
@@ -1009,4 +1118,9 @@ impl fmt::Debug for Config {
             .field("replay_guard", &self.replay_guard)
             .finish_non_exhaustive()
     }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -36,6 +36,8 @@ pub const MAX_KEY_ID_LEN: usize = 32;
 /// HKDF `info` of the handoff token key: purpose and format version. A token of another
 /// purpose or version is sealed under another key and never opens as a handoff token.
 pub(crate) const HANDOFF_INFO: &[u8] = b"tower-amp-session/handoff/v2";
+/// HKDF `info` of the key that authenticates a confirmation page's render time.
+pub(crate) const RENDER_INFO: &[u8] = b"tower-amp-session/confirmation render/v1";
 
 /// A set of secret keys, each with a short public id.
 ///
@@ -65,6 +67,8 @@ pub(crate) struct KeyEntry {
     /// The handoff token's XChaCha20-Poly1305 key, derived once from the keyring key
     /// (HKDF-SHA256, [`HANDOFF_INFO`]). The raw key is not kept.
     pub(crate) handoff: [u8; 32],
+    /// The confirmation page's render-time MAC key (HKDF-SHA256, [`RENDER_INFO`]).
+    pub(crate) render: [u8; 32],
 }
 
 /// HKDF-SHA256 of `key` for `info`: the 32-byte key of one purpose.
@@ -363,6 +367,7 @@ impl KeyringBuilder {
             keys.push(KeyEntry {
                 id: id.into_boxed_str(),
                 handoff,
+                render: derive(&key, RENDER_INFO),
             });
         }
         Ok(Keyring { keys })

@@ -128,6 +128,7 @@ mod config;
 mod cookie_name;
 mod cookie_template;
 mod cors;
+mod describe;
 pub mod docs;
 mod email;
 #[cfg(feature = "axum-core")]
@@ -159,7 +160,8 @@ mod token;
 pub use body::{RequestBody, ResponseBody};
 pub use cache_domain::CacheDomain;
 pub use classify::{RequestSource, AMP_SAME_ORIGIN};
-pub use config::{ConfigBuilder, ConfigError, ReturnTo, SameSite};
+pub use config::{ConfigBuilder, ConfigError, ReturnTo, SameSite, MIN_CONFIRMATION_DELAY};
+pub use describe::PendingChange;
 pub use email::{AMP_EMAIL_ALLOW_SENDER, AMP_EMAIL_SENDER};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

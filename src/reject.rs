@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_FRAME_OPTIONS};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::body::ResponseBody;
 
@@ -53,12 +53,14 @@ impl Rejection {
         self.respond(format!("{}\n", self.reason), "text/plain; charset=utf-8")
     }
 
-    /// A small page with a link back, for a browser that navigated here.
+    /// A small page with a link back, for a browser that navigated here. Unframeable.
     pub(crate) fn page<B>(self, back: &str) -> Response<ResponseBody<B>> {
-        self.respond(
+        let mut res = self.respond(
             page(self.status, self.reason, back),
             "text/html; charset=utf-8",
-        )
+        );
+        deny_framing(res.headers_mut(), PAGE_CSP);
+        res
     }
 
     fn respond<B>(self, body: String, content_type: &'static str) -> Response<ResponseBody<B>> {
@@ -76,6 +78,37 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status.as_u16(), self.reason)
     }
+}
+
+/// The policy of every page the layer writes itself: nothing loads, nothing frames it.
+pub(crate) const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The anti-framing headers of every page the layer writes or passes on from a handoff
+/// (the same as the confirmation page's): `X-Frame-Options: DENY` for older
+/// browsers and `frame-ancestors 'none'` in `csp`. For the app's own failure page `csp` is
+/// only `frame-ancestors 'none'`, added as one more policy, so the app's own one still holds.
+pub(crate) fn deny_framing(h: &mut HeaderMap, csp: &'static str) {
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.append(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+}
+
+/// An HTML page the layer writes: `status`, `html`, not stored, unframeable (`csp`).
+pub(crate) fn html<B>(
+    status: StatusCode,
+    html: String,
+    csp: &'static str,
+) -> Response<ResponseBody<B>> {
+    let mut res = Response::new(ResponseBody::full(html));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    deny_framing(h, csp);
+    res
 }
 
 /// A minimal HTML page: a title, the reason, a link back. Everything interpolated is escaped.
@@ -240,6 +273,20 @@ mod tests {
                 "{r}"
             );
             assert!(r.status().is_client_error() || r.status() == StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+
+    /// Every rejection page carries the anti-framing headers (the JSON and text answers
+    /// are not pages, and are not framed as documents anyway).
+    #[test]
+    fn every_rejection_page_is_unframeable() {
+        for r in reasons::ALL {
+            let res = r.page::<()>("/");
+            assert_eq!(res.status(), r.status(), "{r}");
+            assert_eq!(res.headers()[X_FRAME_OPTIONS], "DENY", "{r}");
+            let csp = res.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{r}: {csp}");
+            assert!(csp.starts_with("default-src 'none'"), "{r}: {csp}");
         }
     }
 

@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod evicted;
+
+use evicted::Evicted;
+
 /// What [`ReplayGuard::reserve`] found for a nonce.
 ///
 /// ```
@@ -44,9 +48,10 @@ pub enum Reservation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReplayGuardError {
-    /// The guard had to forget nonces to make room and cannot tell whether this one was used:
-    /// it expires no later than one it forgot. Such a link can never be used again (the
-    /// layer answers `410`, "send the form again"); links minted later are not affected.
+    /// The guard had to forget nonces to make room and cannot tell whether this one was used
+    /// (for [`MemoryReplayGuard`]: its Bloom filter of evicted nonces says it may be one of
+    /// them, or it expired). Such a link can never be used again (the layer answers `410`,
+    /// "send the form again"); other links are not affected.
     Full,
     /// The backing store did not answer (in time), or answered something unexpected. The
     /// layer answers `503` with `Retry-After`.
@@ -136,6 +141,38 @@ pub trait ReplayGuard: fmt::Debug + Send + Sync + 'static {
     /// `amp_session_replay_guard_nonces` gauge of the `metrics` feature). Default: `None`.
     fn occupancy(&self) -> Option<u64> {
         None
+    /// Read-only: the state held for `nonce` (`Some(Applied)`, `Some(Pending)`), or `None`
+    /// when the guard holds nothing for it. Changes nothing. `expires_at` is the same value
+    /// `reserve` gets for this nonce (a guard may group what it remembers by expiry).
+    ///
+    /// The layer asks before it shows the confirmation page, so that a link already
+    /// applied is not offered again. Only [`reserve`](Self::reserve) decides whether a
+    /// change may be applied; this answer is advice for what to show.
+    ///
+    /// The default answers `None` (the guard cannot tell without changing anything): the
+    /// confirmation page is then shown and its POST's `reserve` decides, as before this
+    /// method existed. An error answers like one from `reserve` (`Full`: the link cannot
+    /// be used; `Unavailable`: try later).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_amp_session::{MemoryReplayGuard, ReplayGuard, Reservation};
+    ///
+    /// # futures_util::future::FutureExt::now_or_never(async {
+    /// let guard = MemoryReplayGuard::new(10);
+    /// let expires = SystemTime::now() + Duration::from_secs(60);
+    /// assert_eq!(guard.state(&[1; 16], expires).await, Ok(None));
+    /// guard.mark_applied(&[1; 16], expires).await.unwrap();
+    /// assert_eq!(guard.state(&[1; 16], expires).await, Ok(Some(Reservation::Applied)));
+    /// # }).unwrap();
+    /// ```
+    fn state<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, Option<Reservation>> {
+        let _ = (nonce, expires_at);
+        Box::pin(std::future::ready(Ok(None)))
     }
 }
 
@@ -160,6 +197,12 @@ impl<G: ReplayGuard + ?Sized> ReplayGuard for Arc<G> {
     }
     fn occupancy(&self) -> Option<u64> {
         (**self).occupancy()
+    fn state<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, Option<Reservation>> {
+        (**self).state(nonce, expires_at)
     }
 }
 
@@ -185,30 +228,33 @@ const SWEEP_EVERY: u32 = 60;
 ///
 /// # Flooding
 ///
-/// Anyone can mint tokens and complete them, so a flood can fill any bounded guard. Sizing
-/// the guard so that keeping it full needs ten times what one core serves would take
-/// gigabytes: one core of the development machine mints and completes about 92 000 handoffs
-/// per CPU-second through the layer (release build, one thread, `ServiceExt`); ten times
-/// that, times the default token life of 150 s (120 s plus 30 s skew), is 138 million
-/// nonces, about 3.3 GB. So the guard is built so that a flood cannot deny real shoppers
-/// instead:
+/// Anyone can mint tokens and complete them, so a flood can fill any bounded guard: one
+/// core of the development machine mints and completes about 92 000 handoffs per
+/// CPU-second through the layer (release build), and a shopper on the confirmation page
+/// takes seconds to minutes before the link is used. So the guard forgets to make room,
+/// and remembers compactly what it forgot:
 ///
-/// - When full, it first drops expired nonces, then **forgets the nonces that expire first**
-///   (about 1/16 of the capacity at a time) and remembers the latest expiry it forgot (the
-///   *floor*).
-/// - A nonce it does not hold and that expires at or before the floor may have been
-///   forgotten, so it is refused with [`ReplayGuardError::Full`] (the shopper is asked to
-///   send the form again, `410`); it is never answered `Reserved`. A nonce it holds
-///   answers its state as usual, and a nonce that expires after the floor cannot have been
-///   forgotten, so it is reserved as usual.
-/// - Tokens of one layer share one lifetime, so a token expiring after the floor was minted
-///   after every forgotten one. A real shopper's link is refused only when the flood pushes
-///   15/16 of the capacity through the guard between that shopper's mint and completion
-///   (the browser navigates as soon as the mint answers): with the default capacity, 1.7
-///   million completions a second for a shopper who completes within one second (18.7
-///   times what one core serves), 860 000 a second within two seconds (9.3 times). Each
-///   forgotten link belongs to the flood or to a shopper who completed it already; a reload
-///   of such a completed link then says "send the form again" instead of redirecting.
+/// - When full, it first drops expired nonces, then **evicts the nonces that expire first**
+///   (about 1/16 of the capacity at a time). Each evicted nonce goes into a Bloom filter of
+///   the nonces evicted with the same expiry second, at 10 bits per nonce (7 probes).
+///   A filter is kept until its second has passed, when its tokens can no longer be opened.
+/// - A nonce the guard does not hold is looked up in the filters of its expiry second only
+///   (the token carries its expiry under the MAC, so a replay comes with the same one).
+///   Found → it may have been used: refused with [`ReplayGuardError::Full`] (the layer
+///   answers `410`, "send the form again"), never `Reserved`. A Bloom filter has no false
+///   negatives, so **a replay of an evicted nonce is always refused**.
+/// - A link that was never used (a shopper still reading the confirmation page, however
+///   long) is refused only when its probes all hit by chance: **at most the filter's
+///   false-positive rate, about 0.8 %** (measured 0.8 % in `tests/flood.rs`), and only
+///   while a flood evicts nonces of its expiry second. The time between mint and
+///   confirmation no longer matters.
+/// - The filters take about 1.25 bytes per evicted nonce (measured with their bookkeeping
+///   in `tests/flood.rs`), so remembering a flood at one core's full rate for the default
+///   token life of 150 s (13.8 million nonces) takes about 17 MB. They are bounded at 16
+///   bytes per unit of capacity (about 29 MB at the default capacity, a flood of 1.7 cores
+///   sustained over a token's life): past that, the filters of the soonest seconds are
+///   dropped and every nonce expiring at or before them is refused with `Full` (the old
+///   rule: refused, never accepted).
 /// - Making room costs one pass over the table (measured: 25 ms of CPU at the default
 ///   capacity, on a busy machine), at most once per 1/16 of the capacity inserted.
 ///
@@ -240,15 +286,25 @@ const SWEEP_EVERY: u32 = 60;
 pub struct MemoryReplayGuard {
     state: Mutex<State>,
     capacity: usize,
+    clock: Clock,
     /// Unix second before which no expiry is stored (expiries are kept relative to it).
     base: u64,
     seed: u64,
 }
 
+/// The guard's clock (the layer's [`clock`](crate::ConfigBuilder::clock) when it made the guard).
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Bytes of Bloom filters allowed per unit of capacity (see "Flooding").
+const EVICTED_BYTES_PER_SLOT: usize = 16;
+
 struct State {
     map: HashMap<Key, Entry, Seeded>,
-    /// Every nonce that expires at or before this relative second may have been forgotten.
+    /// Every nonce that expires at or before this relative second may have been forgotten
+    /// without a trace (expired, or its filter dropped over budget): refused.
     floor: u32,
+    /// The nonces evicted to make room, until they expire.
+    evicted: Evicted,
     /// Relative second of the next periodic sweep.
     next_sweep: u32,
     /// Inserts until the next look at the clock.
@@ -335,17 +391,36 @@ impl MemoryReplayGuard {
     /// assert!(guard.is_empty());
     /// ```
     pub fn new(capacity: usize) -> Self {
+        Self::with_clock(capacity, SystemTime::now)
+    }
+
+    /// A guard that reads the time from `clock` (to sweep expired nonces and drop expired
+    /// filters), for tests that simulate time. The layer's default guard uses the layer's
+    /// [`clock`](crate::ConfigBuilder::clock).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// let start = SystemTime::now() - Duration::from_secs(3600);
+    /// let guard = tower_amp_session::MemoryReplayGuard::with_clock(1000, move || start);
+    /// assert_eq!(guard.capacity(), 1000);
+    /// ```
+    pub fn with_clock(
+        capacity: usize,
+        clock: impl Fn() -> SystemTime + Send + Sync + 'static,
+    ) -> Self {
         // One second back, so that every stored expiry is at least 1 (0 is the empty floor).
-        let base = unix(SystemTime::now()).saturating_sub(1);
+        let base = unix(clock()).saturating_sub(1);
         let seed = rand::random::<u64>() | 1;
         MemoryReplayGuard {
             state: Mutex::new(State {
                 map: HashMap::with_hasher(Seeded(seed)),
                 floor: 0,
+                evicted: Evicted::new(seed.rotate_left(17) ^ rand::random::<u64>()),
                 next_sweep: SWEEP_EVERY,
                 until_clock: CLOCK_EVERY,
             }),
             capacity: capacity.max(1),
+            clock: Arc::new(clock),
             base,
             seed,
         }
@@ -366,6 +441,25 @@ impl MemoryReplayGuard {
         self.len() == 0
     }
 
+    /// How many evicted nonces are remembered in Bloom filters now (see "Flooding"), for
+    /// monitoring: non-zero only after the guard was full.
+    ///
+    /// ```
+    /// assert_eq!(tower_amp_session::MemoryReplayGuard::new(10).evicted_len(), 0);
+    /// ```
+    pub fn evicted_len(&self) -> usize {
+        self.state.lock().map(|s| s.evicted.nonces()).unwrap_or(0)
+    }
+
+    /// Bytes the Bloom filters of evicted nonces take now, with their bookkeeping.
+    ///
+    /// ```
+    /// assert_eq!(tower_amp_session::MemoryReplayGuard::new(10).evicted_bytes(), 0);
+    /// ```
+    pub fn evicted_bytes(&self) -> usize {
+        self.state.lock().map(|s| s.evicted.bytes()).unwrap_or(0)
+    }
+
     /// An expiry as a relative second: 0 for anything before `base`, saturating far ahead.
     fn rel(&self, t: SystemTime) -> u32 {
         let secs = unix(t).saturating_sub(self.base);
@@ -374,7 +468,7 @@ impl MemoryReplayGuard {
     }
 
     fn now_rel(&self) -> u32 {
-        self.rel(SystemTime::now())
+        self.rel((self.clock)())
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, ReplayGuardError> {
@@ -402,7 +496,11 @@ impl MemoryReplayGuard {
     /// not that case. Held equal to [`reserve_general`](Self::reserve_general) by a
     /// differential property test.
     fn reserve_fast(&self, s: &mut State, nonce: &[u8; 16], expires: u32) -> Option<Reservation> {
-        if s.map.len() >= self.capacity || s.until_clock <= 1 || expires <= s.floor {
+        if s.map.len() >= self.capacity
+            || s.until_clock <= 1
+            || expires <= s.floor
+            || s.evicted.has_second(expires)
+        {
             return None;
         }
         Some(match s.map.entry(Key(*nonce)) {
@@ -424,8 +522,28 @@ impl MemoryReplayGuard {
         if let Some(e) = s.map.get(&Key(*nonce)) {
             return Ok(held(*e));
         }
+        if s.evicted.may_contain(expires, nonce) {
+            // Evicted to make room (or a false positive): it may have been used.
+            return Err(ReplayGuardError::Full);
+        }
         self.insert(s, *nonce, Entry::new(expires, false))?;
         Ok(Reservation::Reserved)
+    }
+
+    fn do_state(
+        &self,
+        nonce: &[u8; 16],
+        expires_at: SystemTime,
+    ) -> Result<Option<Reservation>, ReplayGuardError> {
+        let expires = self.rel(expires_at);
+        let state = self.lock()?;
+        if let Some(e) = state.map.get(&Key(*nonce)) {
+            return Ok(Some(held(*e)));
+        }
+        if expires <= state.floor || state.evicted.may_contain(expires, nonce) {
+            return Err(ReplayGuardError::Full);
+        }
+        Ok(None)
     }
 
     fn do_mark_applied(
@@ -474,15 +592,24 @@ impl MemoryReplayGuard {
             }
         }
         if s.map.len() >= self.capacity {
-            // Expired nonces first; then the ones that expire soonest.
+            // Expired nonces first; then the ones that expire soonest, into the filters.
             forget_up_to(s, self.now_rel().saturating_sub(1));
             if s.map.len() >= self.capacity {
                 let up_to = soonest_sixteenth(&s.map);
                 tracing::warn!(
                     capacity = self.capacity,
-                    "amp_session.replay_guard_full: forgetting the nonces that expire first"
+                    "amp_session.replay_guard_full: evicting the nonces that expire first"
                 );
-                forget_up_to(s, up_to);
+                evict_up_to(s, up_to);
+                let budget = self.capacity.saturating_mul(EVICTED_BYTES_PER_SLOT);
+                while s.evicted.bytes() > budget {
+                    // Over budget: the soonest second's filters go, and with them every
+                    // nonce expiring at or before it is refused (never accepted).
+                    match s.evicted.drop_soonest() {
+                        Some(second) => s.floor = s.floor.max(second),
+                        None => break,
+                    }
+                }
             }
             if entry.expires() <= s.floor {
                 return Err(ReplayGuardError::Full);
@@ -517,13 +644,31 @@ fn soonest_sixteenth(map: &HashMap<Key, Entry, Seeded>) -> u32 {
     *sample.select_nth_unstable(k).1
 }
 
-/// Forgets every nonce that expires at or before `up_to`, and raises the floor to it.
+/// Forgets every nonce that expires at or before `up_to` (expired ones), with the filters of
+/// those seconds, and raises the floor to it.
 fn forget_up_to(s: &mut State, up_to: u32) {
     if up_to > s.floor {
         s.floor = up_to;
     }
     let floor = s.floor;
     s.map.retain(|_, e| e.expires() > floor);
+    s.evicted.drop_up_to(floor);
+}
+
+/// Evicts every live nonce that expires at or before `up_to` into the filters of its
+/// expiry second (one new filter per second, sized for what it gets).
+fn evict_up_to(s: &mut State, up_to: u32) {
+    let mut by_second: std::collections::BTreeMap<u32, Vec<[u8; 16]>> = Default::default();
+    s.map.retain(|k, e| {
+        if e.expires() > up_to {
+            return true;
+        }
+        by_second.entry(e.expires()).or_default().push(k.0);
+        false
+    });
+    for (second, nonces) in by_second {
+        s.evicted.add(second, &nonces);
+    }
 }
 
 impl Default for MemoryReplayGuard {
@@ -571,6 +716,13 @@ impl ReplayGuard for MemoryReplayGuard {
     }
     fn occupancy(&self) -> Option<u64> {
         u64::try_from(self.len()).ok()
+
+    fn state<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        expires_at: SystemTime,
+    ) -> ReplayFuture<'a, Option<Reservation>> {
+        Box::pin(std::future::ready(self.do_state(nonce, expires_at)))
     }
 }
 
@@ -684,10 +836,11 @@ mod tests {
         assert_eq!(block(g.reserve(&n(2), live)), Ok(Pending));
     }
 
-    /// Full of live nonces: the ones that expire first are forgotten; a nonce at or before
-    /// the latest forgotten expiry is refused, never `Reserved`; later ones work.
+    /// Full of live nonces: the ones that expire first are evicted into the filters; an
+    /// evicted nonce is refused, never `Reserved`; an unseen nonce of the same expiry is
+    /// reserved (but for the filter's false positives, which these few nonces do not hit).
     #[test]
-    fn full_forgets_the_soonest_and_refuses_only_those() {
+    fn full_evicts_the_soonest_and_refuses_only_those() {
         let g = MemoryReplayGuard::new(128);
         let now = SystemTime::now();
         let at = |s: u64| now + Duration::from_secs(s);
@@ -698,16 +851,19 @@ mod tests {
             );
         }
         block(g.mark_applied(&n(127), at(227))).unwrap();
-        // Full: the 8 (1/16 of 128) that expire soonest are forgotten to make room.
+        block(g.mark_applied(&n(3), at(103))).unwrap();
+        // Full: the 8 (1/16 of 128) that expire soonest are evicted to make room.
         assert_eq!(block(g.reserve(&n(1000), at(300))), Ok(Reserved));
         assert_eq!(g.len(), 121);
+        assert_eq!(g.evicted_len(), 8);
         let rows: &[(u32, u64, Result<Reservation, ReplayGuardError>)] = &[
-            // Forgotten: may have been used, so refused.
+            // Evicted (pending or applied): may have been used, so refused.
             (0, 100, Err(ReplayGuardError::Full)),
+            (3, 103, Err(ReplayGuardError::Full)),
             (7, 107, Err(ReplayGuardError::Full)),
-            // Unknown, but expiring no later than a forgotten one: refused too.
-            (5000, 107, Err(ReplayGuardError::Full)),
-            (5001, 50, Err(ReplayGuardError::Full)),
+            // Unknown, expiring in an evicted second or earlier: reserved (never seen).
+            (5000, 107, Ok(Reserved)),
+            (5001, 50, Ok(Reserved)),
             // Still held: their state.
             (8, 108, Ok(Pending)),
             (127, 227, Ok(Applied)),
@@ -720,8 +876,49 @@ mod tests {
                 "nonce {nonce}"
             );
         }
-        // Expiring after the floor: reserved as usual.
-        assert_eq!(block(g.reserve(&n(5002), at(108))), Ok(Reserved));
+        // `state` reads without changing: evicted → Full, held → its state, unseen → None.
+        let states: &[(u32, u64, Result<Option<Reservation>, ReplayGuardError>)] = &[
+            (3, 103, Err(ReplayGuardError::Full)),
+            (127, 227, Ok(Some(Applied))),
+            (8, 108, Ok(Some(Pending))),
+            (6000, 108, Ok(None)),
+            (6000, 108, Ok(None)),
+        ];
+        for (nonce, exp, want) in states {
+            assert_eq!(&block(g.state(&n(*nonce), at(*exp))), want, "nonce {nonce}");
+        }
+    }
+
+    /// Filling the guard again and again (a flood) never lets an evicted nonce be reserved
+    /// again: every applied nonce of every round is refused or answered `Applied`.
+    #[test]
+    fn replays_of_evicted_nonces_are_refused_under_a_flood() {
+        let g = MemoryReplayGuard::new(256);
+        let now = SystemTime::now();
+        let mut used = Vec::new();
+        let mut false_positives = 0;
+        for i in 0..20_000u32 {
+            // Expiries rise with the mint time, as a flood's do; a few seconds apart.
+            let exp = now + Duration::from_secs(100 + u64::from(i / 500));
+            match block(g.reserve(&n(i), exp)) {
+                Ok(Reserved) => {}
+                // Unseen, but its probes hit a filter of its second: the false positives.
+                Err(ReplayGuardError::Full) => false_positives += 1,
+                r => panic!("nonce {i}: {r:?}"),
+            }
+            block(g.mark_applied(&n(i), exp)).unwrap();
+            used.push((i, exp));
+        }
+        assert!(false_positives < 400, "{false_positives} of 20 000");
+        // Within its budget (16 bytes per slot), the rest refused by the floor.
+        assert!(g.evicted_len() > 2_000, "{}", g.evicted_len());
+        for (i, exp) in used {
+            let r = block(g.reserve(&n(i), exp));
+            assert!(
+                matches!(r, Ok(Applied) | Err(ReplayGuardError::Full)),
+                "nonce {i}: {r:?}"
+            );
+        }
     }
 
     /// One step of a random run: (0 reserve | 1 mark_applied | 2 release, nonce, expiry
@@ -754,7 +951,10 @@ mod tests {
             a.base -= 100;
             b.base = a.base;
             for g in [&a, &b] {
-                g.lock().unwrap().until_clock = clock;
+                let mut s = g.lock().unwrap();
+                s.until_clock = clock;
+                // One filter seed, so both see the same false positives.
+                s.evicted = Evicted::new(1);
             }
             let now = SystemTime::now();
             for (i, (op, nonce, secs)) in steps.into_iter().enumerate() {

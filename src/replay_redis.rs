@@ -314,6 +314,28 @@ impl RedisReplayGuard {
     }
 }
 
+impl RedisReplayGuard {
+    /// `GET key`: the state held, read-only (for [`ReplayGuard::state`]).
+    async fn do_state(&self, nonce: &[u8; 16]) -> Result<Option<Reservation>, ReplayGuardError> {
+        let client = self.client.with_options(&self.options);
+        let reply = self
+            .bounded(client.get::<Value, _>(self.key(nonce)))
+            .await?;
+        if reply.is_null() {
+            return Ok(None);
+        }
+        match reply.as_str().as_deref() {
+            Some(APPLIED) => Ok(Some(Reservation::Applied)),
+            // Pending (any instance's), or a value this guard never writes: in doubt, pending.
+            Some(_) => Ok(Some(Reservation::Pending)),
+            None => Err(ReplayGuardError::Unavailable(format!(
+                "unexpected Redis reply to GET: {:?}",
+                reply.kind()
+            ))),
+        }
+    }
+}
+
 impl ReplayGuard for RedisReplayGuard {
     fn reserve<'a>(
         &'a self,
@@ -333,6 +355,14 @@ impl ReplayGuard for RedisReplayGuard {
 
     fn release<'a>(&'a self, nonce: &'a [u8; 16]) -> ReplayFuture<'a, ()> {
         Box::pin(self.do_release(nonce))
+    }
+
+    fn state<'a>(
+        &'a self,
+        nonce: &'a [u8; 16],
+        _expires_at: SystemTime,
+    ) -> ReplayFuture<'a, Option<Reservation>> {
+        Box::pin(self.do_state(nonce))
     }
 }
 

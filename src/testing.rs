@@ -15,6 +15,10 @@
 //! ([`HandoffOutcome::ConfirmationShown`]), and the change is not applied until the shopper
 //! clicks, which [`Handoff::confirm`] plays.
 //!
+//! The click comes as from a shopper who read the page for the
+//! [`confirmation_delay`](crate::ConfigBuilder::confirmation_delay): its render time is
+//! signed as that long ago, so tests need not sleep or set a clock.
+//!
 //! Each answer is kept as a [`TestResponse`]; [`Completed`] says what the last one was.
 //!
 //! ```
@@ -43,7 +47,7 @@
 //!     .form(&[("product_id", "3")])
 //!     .send(&layer, &mut app)
 //!     .await;
-//! assert_eq!(done.outcome(), Some(HandoffOutcome::Applied));
+//! assert_eq!(done.outcome(), Some(HandoffOutcome::Confirmed)); // confirmed on its page
 //! assert_eq!(done.status(), http::StatusCode::SEE_OTHER);
 //! assert!(done.session_cookie().is_some()); // a new first-party session
 //! # });
@@ -255,8 +259,22 @@ impl Handoff {
             .find(|(k, _)| k == TOKEN_PARAM)
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
+        // The shopper read the page for the confirmation delay before pressing the button:
+        // its render time is signed as that long ago (the layer's own check then passes
+        // without the test sleeping; the page's own render field is checked by the layer's
+        // tests).
+        let read_from = config.now_ms().saturating_sub(config.confirmation_delay_ms);
+        let render = crate::token::HandoffToken::open(
+            &config.keyring,
+            &token,
+            config.now(),
+            config.clock_skew,
+        )
+        .map(|t| crate::handoff::render_value(config, &t.nonce, read_from))
+        .unwrap_or_default();
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair(TOKEN_PARAM, &token)
+            .append_pair(crate::handoff::RENDER_FIELD, &render)
             .finish();
         let mut req = Request::post(&*config.handoff_path)
             .header(HOST, &publisher.authority)

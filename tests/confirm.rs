@@ -7,8 +7,49 @@
 mod common;
 
 use common::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
 use http::StatusCode;
-use tower_amp_session::{ConfigError, HandoffOutcome};
+use tower_amp_session::{ConfigBuilder, ConfigError, HandoffOutcome, PendingChange};
+
+/// A clock the test moves by hand (milliseconds since a fixed start), so that the
+/// confirmation delay passes without sleeping.
+#[derive(Clone)]
+struct Clock(Arc<AtomicU64>);
+
+impl Clock {
+    fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+fn clocked() -> (ConfigBuilder, Clock) {
+    let clock = Clock(Arc::new(AtomicU64::new(0)));
+    let start = SystemTime::now();
+    let c = clock.clone();
+    let b = builder().clock(move || start + Duration::from_millis(c.0.load(Ordering::SeqCst)));
+    (b, clock)
+}
+
+/// The value of the page's hidden input `name`.
+fn hidden(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &page[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// Opens the link as a page and returns what its button would post (token and render time).
+async fn shown_form(svc: &mut Svc, handoff: &str) -> String {
+    let page = send(svc, request("GET", handoff, &NAV, "")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    format!(
+        "token={}&amp_render={}",
+        hidden(&page.body, "token").unwrap(),
+        hidden(&page.body, "amp_render").unwrap()
+    )
+}
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
@@ -45,7 +86,8 @@ const CONFIRM_HEADERS: [(&str, &str); 4] = [
 #[tokio::test]
 async fn undeclared_route_asks_first_and_applies_on_the_confirmation_post() {
     let rec = Recorder::default();
-    let layer = builder().build().unwrap();
+    let (b, clock) = clocked();
+    let layer = b.build().unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
     let handoff = mint_to(&mut svc, "/checkout/pay").await;
 
@@ -72,7 +114,8 @@ async fn undeclared_route_asks_first_and_applies_on_the_confirmation_post() {
         assert_eq!(rec.count(), 0);
     }
 
-    let form = format!("token={}", token_of(&handoff));
+    let form = shown_form(&mut svc, &handoff).await;
+    clock.advance(1000);
     let a = send(
         &mut svc,
         request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &form),
@@ -84,14 +127,169 @@ async fn undeclared_route_asks_first_and_applies_on_the_confirmation_post() {
     assert_eq!(rec.seen()[0].uri, "/checkout/pay");
     assert_eq!(rec.seen()[0].origin.as_deref(), Some(PUBLISHER));
 
-    // Submitting the confirmation twice applies once.
+    // Submitting the confirmation twice applies once, and says so.
     let again = send(
         &mut svc,
         request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &form),
     )
     .await;
-    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.body.contains("This change was already applied"));
     assert_eq!(rec.count(), 1);
+
+    // The used link is not offered again: a notice that goes on to the return path.
+    let reopened = send(&mut svc, request("GET", &handoff, &NAV, "")).await;
+    assert_eq!(reopened.status, StatusCode::OK);
+    assert!(reopened.body.contains("This change was already applied"));
+    assert!(!reopened.body.contains("Apply this change"));
+    assert_eq!(
+        reopened.header("refresh"),
+        Some(&*format!("3; url={PUBLISHER}/"))
+    );
+    assert_eq!(reopened.header("x-frame-options"), Some("DENY"));
+    assert_eq!(rec.count(), 1);
+}
+
+/// The confirmation POST against the page's authenticated render time: only one sent at
+/// least the delay after a render of this token's page applies.
+#[tokio::test]
+async fn render_time_table() {
+    let rec = Recorder::default();
+    let (b, clock) = clocked();
+    let mut svc = service(&b.build().unwrap(), app(&rec, StatusCode::OK, &[]));
+    let handoff = mint_to(&mut svc, "/account/delete").await;
+    let other = mint_to(&mut svc, "/account/delete").await;
+    let token = token_of(&handoff);
+    let form = shown_form(&mut svc, &handoff).await;
+    let render = form.split("amp_render=").nth(1).unwrap().to_owned();
+    let (ms, tag) = render.split_once('.').unwrap();
+    let forged_time = format!("{}.{tag}", ms.parse::<u64>().unwrap() - 5000);
+    let other_form = shown_form(&mut svc, &other).await;
+    let other_render = other_form.split("amp_render=").nth(1).unwrap();
+    // (case, body, ms to advance before, applied?)
+    let rows: Vec<(&str, String, u64, bool)> = vec![
+        ("no render field", format!("token={token}"), 0, false),
+        ("malformed", format!("token={token}&amp_render=x"), 0, false),
+        (
+            "forged time",
+            format!("token={token}&amp_render={forged_time}"),
+            0,
+            false,
+        ),
+        (
+            "another token's render",
+            format!("token={token}&amp_render={other_render}"),
+            0,
+            false,
+        ),
+        ("999 ms after the render", form.clone(), 999, false),
+        ("1 s after the render", form.clone(), 1, true),
+    ];
+    for (case, body, advance, applied) in rows {
+        clock.advance(advance);
+        let a = send(
+            &mut svc,
+            request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &body),
+        )
+        .await;
+        if applied {
+            assert_eq!(a.status, StatusCode::SEE_OTHER, "{case}: {}", a.body);
+            assert_eq!(rec.count(), 1, "{case}");
+        } else {
+            assert_eq!(a.status, StatusCode::CONFLICT, "{case}: {}", a.body);
+            assert!(
+                a.body
+                    .contains("Please review the change, then press the button."),
+                "{case}"
+            );
+            // The page again, with a fresh render time.
+            assert!(hidden(&a.body, "amp_render").is_some(), "{case}");
+            assert_eq!(a.header("x-frame-options"), Some("DENY"), "{case}");
+            assert_eq!(rec.count(), 0, "{case}");
+        }
+    }
+}
+
+/// The app's describer writes the headline (escaped); query parameters are listed; the
+/// site that sent the shopper is named; the button moves from render to render.
+#[tokio::test]
+async fn described_in_the_shops_words() {
+    let rec = Recorder::default();
+    let layer = builder()
+        .describe("/cart/add", |c: &PendingChange| {
+            Some(format!(
+                "Add {} × <Paper filters> ({}) to your cart?",
+                c.field("quantity")?,
+                c.field("product_id")?
+            ))
+        })
+        .build()
+        .unwrap();
+    let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
+    let handoff = mint_with(&mut svc, "/cart/add?product_id=100", FORM.1, "quantity=1").await;
+    let from_evil = [
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-dest", "document"),
+        ("referer", "https://evil.example/lure?x=<b>"),
+    ];
+    let page = send(&mut svc, request("GET", &handoff, &from_evil, "")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for s in [
+        "<h1>Add 1 × &lt;Paper filters&gt; (100) to your cart?</h1>",
+        "You were sent here by <strong>evil.example</strong>",
+        "<code>product_id</code></th><td><code>100</code></td><td>the address</td>",
+        "<code>quantity</code></th><td><code>1</code></td><td>the form</td>",
+    ] {
+        assert!(page.body.contains(s), "{s} in {}", page.body);
+    }
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    // A query-only change is never "no fields".
+    let query_only = {
+        let a = send(
+            &mut svc,
+            request(
+                "POST",
+                "/account/email?email=%61%74",
+                &[("origin", CACHE)],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        path_of(a.header("amp-redirect-to").unwrap())
+    };
+    let page = send(&mut svc, request("GET", &query_only, &NAV, "")).await;
+    assert!(!page.body.contains("no fields"), "{}", page.body);
+    assert!(page
+        .body
+        .contains("<code>email</code></th><td><code>at</code></td><td>the address</td>"));
+    // The space above the button is chosen per render.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let p = send(&mut svc, request("GET", &handoff, &from_evil, "")).await;
+        let at = p.body.find("padding-top:").unwrap();
+        seen.insert(p.body[at..at + 18].to_owned());
+    }
+    assert!(seen.len() > 1, "{seen:?}");
+    assert_eq!(rec.count(), 0);
+}
+
+#[tokio::test]
+async fn confirmation_delay_is_checked_at_build() {
+    for (ms, ok) in [
+        (0, false),
+        (499, false),
+        (500, true),
+        (1000, true),
+        (60_000, true),
+        (60_001, false),
+    ] {
+        let r = builder()
+            .confirmation_delay(Duration::from_millis(ms))
+            .build();
+        assert_eq!(r.is_ok(), ok, "{ms} ms");
+    }
 }
 
 #[tokio::test]
@@ -111,7 +309,7 @@ async fn the_page_lists_every_field_escaped() {
                 "<code>note</code></th><td><code>a &amp; b</code>",
                 "<code>&lt;script&gt;</code></th><td><code>&quot;&gt;&lt;img</code>",
             ],
-            vec!["<script>", "\"><img"],
+            vec!["<code><script>", "\"><img"],
         ),
         (
             "multipart",
@@ -127,7 +325,8 @@ async fn the_page_lists_every_field_escaped() {
             "no body",
             String::new(),
             String::new(),
-            vec!["The request sends no fields."],
+            // No body, but a query: listed, never "no fields".
+            vec!["<code>confirm</code></th><td><code>1</code></td><td>the address</td>"],
             vec![],
         ),
     ];
@@ -164,10 +363,11 @@ async fn the_page_lists_every_field_escaped() {
 #[tokio::test]
 async fn confirmation_post_refusals() {
     let rec = Recorder::default();
-    let layer = builder().build().unwrap();
+    let (b, clock) = clocked();
+    let layer = b.build().unwrap();
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
     let handoff = mint_to(&mut svc, "/account/delete").await;
-    let form = format!("token={}", token_of(&handoff));
+    let form = shown_form(&mut svc, &handoff).await;
     let rows: Vec<(&str, Vec<(&str, &str)>, String, StatusCode)> = vec![
         (
             "from the cache's page",
@@ -224,6 +424,7 @@ async fn confirmation_post_refusals() {
     }
     assert_eq!(rec.count(), 0, "no refused confirmation applies anything");
     // The token is still good for the shopper's own click.
+    clock.advance(1000);
     let a = send(
         &mut svc,
         request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &form),

@@ -450,13 +450,26 @@ async fn navigation_without_sec_fetch_headers_asks_first() {
     // Older browsers and programs send no Sec-Fetch-*: enforced only when present, and
     // without them the navigation's provenance is unknown, so the shopper confirms.
     let rec = Recorder::default();
-    let mut svc = service(&builder().build().unwrap(), app(&rec, StatusCode::OK, &[]));
+    let clock = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = clock.clone();
+    let start = std::time::SystemTime::now();
+    let layer = builder()
+        .clock(move || {
+            start + std::time::Duration::from_millis(c.load(std::sync::atomic::Ordering::SeqCst))
+        })
+        .build()
+        .unwrap();
+    let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
     let handoff = mint(&mut svc, "application/x-www-form-urlencoded", "a=1", None).await;
     let a = send(&mut svc, request("GET", &handoff, &[NAV[2]], "")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.header("x-frame-options"), Some("DENY"));
     assert_eq!(rec.count(), 0);
     let token = handoff.split("token=").nth(1).unwrap();
+    // The page's render time, and the shopper reading it for the confirmation delay.
+    let at = a.body.find("name=\"amp_render\" value=\"").unwrap() + 25;
+    let render = &a.body[at..at + a.body[at..].find('"').unwrap()];
+    clock.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
     let a = send(
         &mut svc,
         request(
@@ -466,7 +479,7 @@ async fn navigation_without_sec_fetch_headers_asks_first() {
                 ("origin", PUBLISHER),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            &format!("token={token}"),
+            &format!("token={token}&amp_render={render}"),
         ),
     )
     .await;

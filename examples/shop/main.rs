@@ -19,6 +19,7 @@ mod args;
 mod cache;
 mod cart;
 mod catalogue;
+mod describe;
 mod form;
 mod metrics;
 mod ledger;
@@ -107,7 +108,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.replay_guard(RedisReplayGuard::connect(url).await?);
         tracing::info!("handoff links are single use across instances (Redis)");
     }
-    let layer = builder.build()?;
+    let layer = describe::describe_changes(builder).build()?;
 
     let stats = Arc::new(Stats::new(layer.handoff_path()));
     let shop = Arc::new(Shop {

@@ -12,6 +12,7 @@
 //! | [`proxy`] | nginx, a load balancer or a CDN terminates TLS in front of the application |
 //! | [`security`] | you review what the layer protects against, and what it gives up |
 //! | [`caching`] | you put a CDN in front, serve pages as signed exchanges, or choose lazy or eager cookies |
+//! | [`confirmation`] | you describe changes in your shop's words, or review the confirmation step |
 //! | [`tracing_events`] | you build logs, dashboards or alerts on the layer's events |
 //! | [`metrics`] | you export handoff numbers (feature `metrics`) to Prometheus or another backend |
 //! | [`testing`] | you test your handlers through the layer |
@@ -56,6 +57,8 @@ pub mod security {}
 
 #[doc = include_str!("caching.md")]
 pub mod caching {}
+#[doc = include_str!("confirmation.md")]
+pub mod confirmation {}
 
 #[doc = include_str!("tracing_events.md")]
 pub mod tracing_events {}

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, ORIGIN, REFERER, SET_COOKIE};
@@ -21,7 +20,9 @@ use crate::return_path::validate_return_path;
 use crate::session::{read_cookie, AmpSession, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
-use super::answers::{confirmation_page, failure, see_other};
+use super::answers::{already_applied, confirmation_page, failure, see_other, PageContext};
+use super::checked::Checked;
+use super::render::{check_render, RenderRefusal, RENDER_FIELD};
 use super::*;
 
 /// Completes a handoff on the publisher origin: the GET of the handoff URL, or the POST of
@@ -46,12 +47,14 @@ where
     let checked = match publisher_for(&config, &parts) {
         None => Err(Refusal::from(reasons::HANDOFF_PUBLISHER)),
         Some(index) => match token_text(&config.publishers[index], &parts, body).await {
-            Ok(text) => check(&config, index, &parts.headers, &text).map(|c| (c, text)),
+            Ok((text, render)) => {
+                check(&config, index, &parts.headers, &text).map(|c| (c, text, render))
+            }
             Err(r) => Err(Refusal::from(r)),
         },
     };
     // `text` borrows the request's query (a GET, the usual case): no copy of the token.
-    let (checked, text) = match checked {
+    let (checked, text, render) = match checked {
         Ok(c) => c,
         Err(Refusal { rejection, back }) => {
             tracing::debug!(
@@ -77,21 +80,58 @@ where
         }
     };
     let confirmed = parts.method == Method::POST;
-    if !confirmed
-        && !direct(
+    if confirmed
+        || !direct(
             &config,
             checked.publisher,
             &parts,
             &checked.token.change.target,
         )
     {
+        // The confirmation step. A link already used is not offered again.
+        if let Some(res) = used_link(&config, &checked).await {
+            return Ok(res);
+        }
+        let again = if confirmed {
+            match check_render(&config, &checked.token.nonce, render.as_deref()) {
+                Ok(()) => {
+                    drop(text);
+                    let publisher = &config.publishers[checked.publisher];
+                    return apply(&config, publisher, inner, parts, checked).await;
+                }
+                Err(why) => {
+                    // Too soon after the page was shown (a double-click lure's second
+                    // click), or no valid render time: the page again, nothing applied.
+                    tracing::info!(
+                        why = match why {
+                            RenderRefusal::Missing => "render time missing or forged",
+                            RenderRefusal::TooSoon => "sooner than the confirmation delay",
+                            RenderRefusal::TooOld => "page older than a token's life",
+                        },
+                        "amp_session.handoff_confirmation_refused"
+                    );
+                    true
+                }
+            }
+        } else {
+            false
+        };
         // Not provably the shopper's own flow from the cache to a declared route: show what
         // would happen and let the shopper decide. Nothing applied, the token not used up.
         tracing::debug!(
             path = %checked.token.change.target.split('?').next().unwrap_or(""),
             "amp_session.handoff_confirmation_shown"
         );
-        let mut res = confirmation_page(&config, &checked, &text);
+        let publisher = &config.publishers[checked.publisher];
+        let came_from = one_referer(&parts.headers)
+            .and_then(|r| url::Url::parse(r).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| !h.eq_ignore_ascii_case(&publisher.host));
+        let context = PageContext {
+            came_from: came_from.as_deref(),
+            again,
+        };
+        let mut res = confirmation_page(&config, &checked, &text, &context);
         res.extensions_mut()
             .insert(HandoffOutcome::ConfirmationShown);
         return Ok(res);
@@ -99,6 +139,41 @@ where
     drop(text);
     let publisher = &config.publishers[checked.publisher];
     apply(&config, publisher, inner, parts, checked).await
+}
+
+/// The answer for a link the replay guard already knows (read-only lookup, nothing
+/// reserved): applied → a notice that goes on to the return path; pending → "still being
+/// applied" (`409`); forgotten by a full guard → "send the form again" (`410`). `None`:
+/// unknown (or the guard cannot say now), so the confirmation step goes on; the POST's
+/// `reserve` decides in any case.
+async fn used_link<B>(config: &Config, checked: &Checked) -> Option<Response<ResponseBody<B>>> {
+    let guard = &*config.replay_guard;
+    let change = &checked.token.change;
+    let state = guard
+        .state(&checked.token.nonce, checked.guard_expiry(config))
+        .await;
+    let (mut res, outcome) = match state {
+        Ok(Some(Reservation::Applied)) => {
+            tracing::debug!("amp_session.handoff_replayed");
+            let publisher = &config.publishers[checked.publisher];
+            (
+                already_applied(&absolute(publisher, &change.return_path)),
+                HandoffOutcome::AlreadyApplied,
+            )
+        }
+        Ok(Some(_)) => (
+            reasons::HANDOFF_PENDING.page(&change.return_path),
+            HandoffOutcome::Pending,
+        ),
+        Err(ReplayGuardError::Full) => (
+            reasons::REPLAY_FULL.page(&change.return_path),
+            HandoffOutcome::GuardUnavailable,
+        ),
+        Ok(None) | Err(_) => return None,
+    };
+    res.headers_mut().insert(&REFERRER_POLICY, NO_REFERRER);
+    res.extensions_mut().insert(outcome);
+    Some(res)
 }
 
 /// Whether a handoff GET may apply its change without the confirmation step. All of:
@@ -212,6 +287,7 @@ where
     ResB: Body<Data = Bytes>,
     ResB::Error: Into<crate::BoxError>,
 {
+    let expires = checked.guard_expiry(config);
     let Checked {
         token,
         session,
@@ -223,17 +299,20 @@ where
     // The confirmation page's own POST, not the navigation from the cache page.
     let confirmed = parts.method == Method::POST;
 
-    let expires =
-        UNIX_EPOCH + Duration::from_secs(token.expires_at.saturating_add(config.clock_skew));
     let guard = &*config.replay_guard;
     let nonce = &token.nonce;
     // Held (pending) from here until the app answered; see `ReplayGuard` for a dropped future.
     match guard.reserve(nonce, expires).await {
         Ok(Reservation::Reserved) => {}
         Ok(Reservation::Applied) => {
-            // A reload or double click: the change was applied once already.
+            // A reload or double click: the change was applied once already. From the
+            // cache page, on to the return path; a confirmation sent again says so.
             tracing::debug!("amp_session.handoff_replayed");
-            let mut res = see_other(back, None);
+            let mut res = if confirmed {
+                already_applied(&back)
+            } else {
+                see_other(back, None)
+            };
             res.extensions_mut().insert(HandoffOutcome::AlreadyApplied);
             return Ok(res);
         }
@@ -413,17 +492,6 @@ fn warn_if_strict<B>(config: &Config, name: &str, res: &Response<B>) {
     }
 }
 
-/// What `check` approved.
-pub(super) struct Checked {
-    /// Index of the publisher the request was sent to, which the token is bound to.
-    pub(super) publisher: usize,
-    pub(super) token: HandoffToken,
-    /// The token's target, parsed once here for the replayed request.
-    pub(super) uri: Uri,
-    /// Own-session mode: the session and whether it is new. `None`: the app's own.
-    pub(super) session: Option<(SessionId, bool)>,
-}
-
 struct Refusal {
     rejection: Rejection,
     back: String,
@@ -439,12 +507,12 @@ impl From<Rejection> for Refusal {
 }
 
 /// The token text: from the query of a GET navigation, or from the confirmation form of a
-/// same-origin POST.
+/// same-origin POST (with the form's render time).
 async fn token_text<'p, B>(
     publisher: &Publisher,
     parts: &'p http::request::Parts,
     body: B,
-) -> Result<Cow<'p, str>, Rejection>
+) -> Result<(Cow<'p, str>, Option<String>), Rejection>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<crate::BoxError>,
@@ -460,7 +528,7 @@ where
         return Err(reasons::HANDOFF_NOT_NAVIGATION);
     }
     match parts.method {
-        Method::GET => token_param(parts.uri.query().unwrap_or("").as_bytes()),
+        Method::GET => token_param(parts.uri.query().unwrap_or("").as_bytes()).map(|t| (t, None)),
         Method::POST => {
             let mut origins = h.get_all(ORIGIN).iter();
             // The confirmation page's own form, on this publisher's origin.
@@ -484,13 +552,18 @@ where
             if !is_form {
                 return Err(reasons::CONFIRM_BODY);
             }
-            let limit = crate::token::MAX_TOKEN_LEN + 64;
+            // The token, the render time and their names, with room to spare.
+            let limit = crate::token::MAX_TOKEN_LEN + 256;
             let bytes = Limited::new(body, limit)
                 .collect()
                 .await
                 .map_err(|_| reasons::CONFIRM_BODY)?
                 .to_bytes();
-            token_param(&bytes).map(|t| Cow::Owned(t.into_owned()))
+            let token = token_param(&bytes)?.into_owned();
+            let render = form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == RENDER_FIELD)
+                .map(|(_, v)| v.into_owned());
+            Ok((Cow::Owned(token), render))
         }
         _ => Err(reasons::HANDOFF_METHOD),
     }

@@ -12,8 +12,10 @@
 //! confirmation page; only its first-party POST applies the change.
 
 mod answers;
+mod checked;
 mod complete;
 mod mint;
+mod render;
 mod service;
 
 use http::{HeaderName, HeaderValue};
@@ -21,6 +23,7 @@ use http::{HeaderName, HeaderValue};
 #[cfg(not(feature = "metrics"))]
 pub(crate) use complete::complete;
 pub(crate) use mint::mint;
+pub(crate) use render::{render_value, RENDER_FIELD};
 pub use service::HandoffService;
 
 /// `AMP-Redirect-To`: amp-form navigates the top window to this URL.

@@ -269,7 +269,7 @@ impl Seen {
     /// Whether this is the handoff path with a form that posts back to it (the
     /// confirmation page).
     pub fn is_confirmation(&self, handoff_path: &str) -> bool {
-        self.url.path() == handoff_path && self.text.contains("Confirm")
+        self.url.path() == handoff_path && self.text.contains("Apply this change")
     }
 
     /// One line for the log.
@@ -340,6 +340,27 @@ pub async fn press_submit_of_form_to(client: &Client, path: &str) -> bool {
     );
     match client.find(Locator::Css(&css)).await {
         Ok(button) => {
+            // A deliberate shopper: reads the page past the confirmation delay (1 s), moves
+            // the pointer over the button (two positions: the page arms it only then), and
+            // clicks.
+            use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+            tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+            let moves = MouseActions::new("shopper".into())
+                .then(PointerAction::MoveToElement {
+                    element: button.clone(),
+                    duration: Some(std::time::Duration::from_millis(100)),
+                    x: -5.0,
+                    y: 0.0,
+                })
+                .then(PointerAction::MoveToElement {
+                    element: button.clone(),
+                    duration: Some(std::time::Duration::from_millis(100)),
+                    x: 0.0,
+                    y: 0.0,
+                });
+            let _ = client.perform_actions(moves).await;
+            // The script arms the button on its next tick (every 100 ms).
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             button.click().await.expect("press the button");
             true
         }
