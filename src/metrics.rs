@@ -10,7 +10,7 @@ use http::Response;
 #[cfg(feature = "metrics")]
 use crate::config::Config;
 #[cfg(feature = "metrics")]
-use crate::handoff::HandoffOutcome;
+use crate::outcome::HandoffOutcome;
 
 /// Handoffs minted: a cookieless change from the cache answered with `AMP-Redirect-To`.
 #[cfg(feature = "metrics")]

@@ -141,6 +141,8 @@ pub trait ReplayGuard: fmt::Debug + Send + Sync + 'static {
     /// `amp_session_replay_guard_nonces` gauge of the `metrics` feature). Default: `None`.
     fn occupancy(&self) -> Option<u64> {
         None
+    }
+
     /// Read-only: the state held for `nonce` (`Some(Applied)`, `Some(Pending)`), or `None`
     /// when the guard holds nothing for it. Changes nothing. `expires_at` is the same value
     /// `reserve` gets for this nonce (a guard may group what it remembers by expiry).
@@ -197,6 +199,7 @@ impl<G: ReplayGuard + ?Sized> ReplayGuard for Arc<G> {
     }
     fn occupancy(&self) -> Option<u64> {
         (**self).occupancy()
+    }
     fn state<'a>(
         &'a self,
         nonce: &'a [u8; 16],
@@ -716,6 +719,7 @@ impl ReplayGuard for MemoryReplayGuard {
     }
     fn occupancy(&self) -> Option<u64> {
         u64::try_from(self.len()).ok()
+    }
 
     fn state<'a>(
         &'a self,

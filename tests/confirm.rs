@@ -498,31 +498,35 @@ async fn outcome_extension_says_confirmation_shown() {
 
 #[test]
 fn direct_routes_are_checked_at_build() {
-    // (route, accepted)
-    let rows = [
-        ("/cart/add", true),
-        ("/cart/", true),
-        ("/", true),
-        ("cart/add", false),
-        ("", false),
-        ("//cart", false),
-        ("/cart?x=1", false),
-        ("/cart#top", false),
-        ("/cart add", false),
-        ("/cart\n", false),
-        ("/_amp/handoff", false),
-        ("/_amp/%68andoff", false),
-        ("/_AMP/handoff", false),
+    let invalid = |r: &str| Err(ConfigError::InvalidDirectRoute(r.into()));
+    // (route, what build says)
+    let rows: Vec<(&str, Result<(), ConfigError>)> = vec![
+        ("/cart/add", Ok(())),
+        ("/cart/", Ok(())),
+        ("cart/add", invalid("cart/add")),
+        ("", invalid("")),
+        ("//cart", invalid("//cart")),
+        ("/cart?x=1", invalid("/cart?x=1")),
+        ("/cart#top", invalid("/cart#top")),
+        ("/cart add", invalid("/cart add")),
+        ("/cart\n", invalid("/cart\n")),
     ];
-    for (route, ok) in rows {
+    for (route, want) in rows {
         let got = builder().direct_route(route).build().map(|_| ());
-        match ok {
-            true => assert!(got.is_ok(), "{route:?}: {got:?}"),
-            false => assert_eq!(
-                got.unwrap_err(),
-                ConfigError::InvalidDirectRoute(route.into()),
-                "{route:?}"
-            ),
-        }
+        assert_eq!(got, want, "{route:?}");
+    }
+    // The handoff path itself, in any spelling, or a prefix that covers it, is refused as such.
+    for route in [
+        "/",
+        "/_amp/",
+        "/_amp/handoff",
+        "/_amp/%68andoff",
+        "/_AMP/handoff",
+    ] {
+        let got = builder().direct_route(route).build().map(|_| ());
+        assert!(
+            matches!(got, Err(ConfigError::RouteCoversHandoffPath { .. })),
+            "{route:?}: {got:?}"
+        );
     }
 }

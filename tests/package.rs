@@ -60,6 +60,7 @@ fn enabled(feature: &str) -> bool {
         "axum-core" => cfg!(feature = "axum-core"),
         "redis" => cfg!(feature = "redis"),
         "test-util" => cfg!(feature = "test-util"),
+        "metrics" => cfg!(feature = "metrics"),
         other => panic!("a feature this test does not know: {other}"),
     }
 }
@@ -110,8 +111,13 @@ fn both_licence_texts_exist_and_ship_with_the_package() {
 /// Shown by a plain `cargo test` in the packaged crate, where the targets below are not built.
 #[test]
 #[cfg_attr(
-    not(all(feature = "axum", feature = "redis", feature = "test-util")),
-    ignore = "feature-gated targets skipped: examples/shop and tests axum_router, byo_session, failures, readme, stacking, testing, redis, shop, browser, curl_md, pass_through, near_miss; run `cargo test --all-features`"
+    not(all(
+        feature = "axum",
+        feature = "redis",
+        feature = "test-util",
+        feature = "metrics"
+    )),
+    ignore = "feature-gated targets skipped: examples/shop and tests axum_router, byo_session, failures, readme, stacking, testing, redis, metrics, shop, browser, curl_md, pass_through, near_miss, browser_attacks, proxy, soak; run `cargo test --all-features`"
 )]
 fn feature_gated_targets_run_or_are_named() {
     // This runs only when every feature is on; then the ignore reason above must name every

@@ -124,9 +124,10 @@ async fn stats(shop: &ShopProcess) -> Value {
     shop.origin().get("/_stats.json").send().await.json()
 }
 
-/// A new session's cookie, as a first visit to the origin gets it.
+/// A new session's cookie, as a first visit to the cart gets it (the product pages and the
+/// index read no session for a new visitor, so they start none: lazy cookies).
 async fn first_visit(shop: &ShopProcess) -> String {
-    let reply = shop.origin().get("/").navigation().send().await;
+    let reply = shop.origin().get("/cart").navigation().send().await;
     assert_eq!(reply.status, StatusCode::OK);
     reply.session_cookie().expect("a new session cookie")
 }

@@ -95,12 +95,22 @@ async fn product(
     // `?enctype=urlencoded`: the form posts urlencoded instead of amp-form's default multipart.
     let urlencoded = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .any(|(k, v)| k == "enctype" && v == "urlencoded");
-    let view = shop.carts.view(session.id().as_str());
+    let view = cart_of(&shop, &session);
     let html = pages::product(&shop.site, &shop.runtime, p, urlencoded, &view);
     personal(&view, Html(html))
 }
 
 /// A page that shows the shopper's cart must not be stored for anyone else.
+/// The shopper's cart for a page. A new visitor's is empty, so the page reads no session ID
+/// and, with the layer's lazy cookies, sets no cookie: a product page fetched by a crawler, the
+/// AMP cache or a signer starts no session and stays cacheable.
+fn cart_of(shop: &Shop, session: &AmpSession) -> CartView {
+    match session.is_new() {
+        true => CartView::default(),
+        false => shop.carts.view(session.id().as_str()),
+    }
+}
+
 fn personal(view: &CartView, page: Html<String>) -> Response {
     if view == &CartView::default() {
         page.into_response()
@@ -179,7 +189,11 @@ async fn cart(State(shop): State<Arc<Shop>>, session: AmpSession) -> Response {
 }
 
 async fn cart_json(State(shop): State<Arc<Shop>>, session: AmpSession) -> impl IntoResponse {
-    let items = shop.carts.items(session.id().as_str());
+    // A new visitor's cart is empty: read no ID, so (lazy cookies) no session is started.
+    let items = match session.is_new() {
+        true => Vec::new(),
+        false => shop.carts.items(session.id().as_str()),
+    };
     (
         [(header::CACHE_CONTROL, "no-store")],
         Json(CartAnswer { items }),
