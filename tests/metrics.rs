@@ -22,9 +22,15 @@ async fn mint_to(svc: &mut Svc, target: &str) -> String {
     path_of(a.header("amp-redirect-to").unwrap())
 }
 
-/// The confirmation page's own POST of `handoff`'s token.
-async fn confirm(svc: &mut Svc, handoff: &str) -> Answer {
+/// The confirmation page's own POST of `handoff`'s token, with the page's signed render time
+/// (`page` is the confirmation page's HTML).
+async fn confirm(svc: &mut Svc, handoff: &str, page: &str) -> Answer {
     let token = handoff.split("token=").nth(1).unwrap();
+    let render = page
+        .split("name=\"amp_render\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the confirmation page's render field");
     let headers = [
         ("origin", PUBLISHER),
         ("content-type", "application/x-www-form-urlencoded"),
@@ -33,7 +39,12 @@ async fn confirm(svc: &mut Svc, handoff: &str) -> Answer {
     ];
     send(
         svc,
-        request("POST", "/_amp/handoff", &headers, &format!("token={token}")),
+        request(
+            "POST",
+            "/_amp/handoff",
+            &headers,
+            &format!("token={token}&amp_render={render}"),
+        ),
     )
     .await
 }
@@ -62,8 +73,9 @@ async fn script(now: Arc<AtomicU64>) {
     let asked = mint_to(&mut svc, "/checkout/pay").await;
     let a = send(&mut svc, request("GET", &asked, &NAV, "")).await;
     assert_eq!(a.status, StatusCode::OK, "confirmation page");
+    let page = a.body;
     at(9);
-    let a = confirm(&mut svc, &asked).await;
+    let a = confirm(&mut svc, &asked, &page).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "confirmed: {}", a.body);
 
     // Minted at 9, opened after its 120 s.
