@@ -8,8 +8,10 @@
 //! that spot, whose press sends the tab to a fresh link. A real WebDriver double click there
 //! (two pointer down/up pairs 50 to 600 ms apart, and two slow clicks 1.5 s apart) must
 //! apply nothing: the second press lands beside the button (its offset changes per render),
-//! on a button still disarmed, or is refused by the server. A deliberate shopper (reads the
-//! page, moves the pointer, clicks) still applies the change exactly once.
+//! on a button still disarmed, or is refused by the server. Since the offset alone would
+//! make most lures miss, each spacing is tried with fresh links (up to 4) until the second
+//! press lands at the button's spot, so the disarming is what the row shows. A deliberate
+//! shopper (reads the page, moves the pointer, clicks) still applies the change exactly once.
 //!
 //! Prints the table `engine × clicks → applied / not applied` (markdown) to stderr, and
 //! saves a screenshot of the confirmation page in the shop's words ("Add N × Product to your
@@ -24,16 +26,19 @@ mod support;
 #[path = "browser_support/attacks.rs"]
 mod attacks;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attacks::{
     fetch_cart, items, mint_link, press_submit_of_form_to, seen, wait_for_origin, wait_until_left,
     with_added,
 };
-use axum::extract::Query;
+use axum::extract::{Query, State};
 use axum::response::Html;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use browser_support::{
     note, one_at_a_time, run, Browser, Driver, Engine, Installed, ThirdPartyCookies,
@@ -63,7 +68,40 @@ const WANTED: (u32, u32) = (5, 2);
 
 /// How long after the double click the test waits before reading the cart: a POST the
 /// second press sent has been answered by then.
-const SETTLE: Duration = Duration::from_millis(1500);
+const SETTLE: Duration = Duration::from_millis(1000);
+
+/// How often the attacker tries one spacing with a fresh link while the second press lands
+/// beside the button (each render moves it by 0-9 em, so about one try in three hits).
+const ATTEMPTS: u32 = 4;
+
+/// Where the second press of a double click went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Press {
+    /// Still on the attacker's page: the link had not loaded yet.
+    OnTheLure,
+    /// At the confirmation button's spot, and nothing happened (the button disabled, or
+    /// disarmed by CSS). Where the page is, not proof the press was delivered: a driver may
+    /// fail the action when the navigation interrupts it (its error is shown).
+    Disarmed,
+    /// On the button, which posted; the server refused it and showed the page again.
+    Refused,
+    /// On the confirmation page, beside the button (its per-render offset moved it).
+    Beside,
+    /// The tab was not on the confirmation page.
+    Elsewhere,
+}
+
+impl Press {
+    fn describe(self) -> &'static str {
+        match self {
+            Press::OnTheLure => "on the lure (the link was still loading)",
+            Press::Disarmed => "at the button's spot, did nothing (disarmed)",
+            Press::Refused => "on the button, refused by the server",
+            Press::Beside => "beside the button (moved by the offset)",
+            Press::Elsewhere => "not on the confirmation page",
+        }
+    }
+}
 
 #[test]
 fn double_click_lure_applies_nothing_in_any_engine() {
@@ -284,8 +322,11 @@ impl Tab<'_> {
         Ok(spot)
     }
 
-    /// The lure: the attacker's page, a double click at the measured spot `spacing_ms`
-    /// apart; the cart before and after.
+    /// The lure at one spacing: the attacker's page, a real double click at the measured
+    /// spot `spacing_ms` apart. A second press that lands beside the button (its offset
+    /// moved it) proves only the offset; so the attacker tries again with a fresh link, up
+    /// to [`ATTEMPTS`] times, until the second press reaches the button. The cart is read
+    /// before the first attempt and after the last.
     async fn lure(&self, spot: &Spot, spacing_ms: u64, quantity: u32) -> Row {
         let clicks = if spacing_ms >= 1000 {
             format!("two slow clicks {:.1} s apart", spacing_ms as f64 / 1000.0)
@@ -293,8 +334,38 @@ impl Tab<'_> {
             format!("double click {spacing_ms} ms")
         };
         let before = self.cart().await;
+        let mut press = Press::Beside;
+        let mut tab_after = String::new();
+        let mut attempt = 0;
+        while attempt < ATTEMPTS && press == Press::Beside {
+            attempt += 1;
+            (press, tab_after) = self.double_click(spot, spacing_ms, quantity).await;
+        }
+        let after = self.cart().await;
+        let tries = if attempt == 1 {
+            String::new()
+        } else {
+            format!(" (attempt {attempt})")
+        };
+        let row = Row {
+            engine: self.engine,
+            clicks,
+            applied: after != before,
+            saw: format!("{}{tries} | {tab_after}", press.describe()),
+        };
+        note(&format!(
+            "browser lure: {:?} {}: cart {before:?} -> {after:?}; {}",
+            self.engine, row.clicks, row.saw
+        ));
+        row
+    }
+
+    /// One attempt: a fresh link behind the lure page, the double click, and where its
+    /// second press went (with what the tab shows after).
+    async fn double_click(&self, spot: &Spot, spacing_ms: u64, quantity: u32) -> (Press, String) {
         let link = self.mint(LURED_PRODUCT, quantity).await;
-        self.goto(&self.attacker.page_url(&link, spot)).await;
+        let lure = self.attacker.next_id();
+        self.goto(&self.attacker.page_url(lure, &link, spot)).await;
         let double_click = MouseActions::new("lure".into())
             .then(PointerAction::MoveTo {
                 duration: None,
@@ -319,49 +390,44 @@ impl Tab<'_> {
         let performed = self.client.perform_actions(double_click).await;
         let _ = self.client.release_actions().await;
         tokio::time::sleep(SETTLE).await;
-        let press = self.where_the_press_went(spot).await;
-        let press = match performed {
-            Ok(()) => press,
-            Err(e) => format!("{press} (the driver said: {e})"),
-        };
-        let after = self.cart().await;
-        let row = Row {
-            engine: self.engine,
-            clicks,
-            applied: after != before,
-            saw: press,
-        };
-        note(&format!(
-            "browser lure: {:?} {}: cart {before:?} -> {after:?}; {}",
-            self.engine, row.clicks, row.saw
-        ));
-        row
+        let (press, mut tab_after) = self.where_the_press_went(spot, lure).await;
+        if let Err(e) = performed {
+            let e: String = e.to_string().chars().take(90).collect();
+            tab_after.push_str(&format!(" (the driver said: {e}…)"));
+        }
+        (press, tab_after)
     }
 
-    /// After a lure: `<second press> | <tab>`, from what the tab shows now.
-    async fn where_the_press_went(&self, spot: &Spot) -> String {
+    /// After a double click: where its second press went, and what the tab shows.
+    async fn where_the_press_went(&self, spot: &Spot, lure: u64) -> (Press, String) {
         let shown = seen(self.client).await;
         let status = shown.status.map_or("?".into(), |s| s.to_string());
-        if !shown.is_confirmation(HANDOFF_PATH) {
+        let tab = if shown.is_confirmation(HANDOFF_PATH) {
+            format!("{status} confirmation page")
+        } else {
             let host = shown.url.host_str().unwrap_or_default().to_owned();
-            return format!("- | {status} {host}{}", shown.url.path());
+            format!("{status} {host}{}", shown.url.path())
+        };
+        if self.attacker.presses(lure) >= 2 {
+            return (Press::OnTheLure, tab);
+        }
+        if !shown.is_confirmation(HANDOFF_PATH) {
+            return (Press::Elsewhere, tab);
         }
         if shown.text.contains("Please review the change") {
-            // A new render: its button is elsewhere, but the POST came and was refused.
-            return format!(
-                "on the button, refused by the server | {status} confirmation page again"
-            );
+            // A new render (its button is elsewhere): the POST came and was refused.
+            return (Press::Refused, format!("{tab} again"));
         }
         let on_button = button_rect(self.client).await.is_some_and(|r| {
             let (x, y) = (spot.x as f64, spot.y as f64);
             x >= r.0 && x <= r.0 + r.2 && y >= r.1 && y <= r.1 + r.3
         });
         let press = if on_button {
-            "on the button, disarmed"
+            Press::Disarmed
         } else {
-            "beside the button (moved by the offset)"
+            Press::Beside
         };
-        format!("{press} | {status} confirmation page")
+        (press, tab)
     }
 
     /// A deliberate shopper: opens the link, reads, moves the pointer, clicks the button.
@@ -444,18 +510,30 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 }
 
 /// The attacker's lure page on [`EVIL_SITE`]: a "Double-click here" button centred on a
-/// spot, whose first press sends the tab to the link.
+/// spot, whose first press sends the tab to the link. Every press is reported back
+/// (`sendBeacon`), so the test knows whether the second one still landed on the lure.
 #[derive(Debug)]
 struct LureServer {
     port: u16,
     task: JoinHandle<()>,
+    presses: Presses,
+    next: AtomicU64,
 }
+
+/// Presses seen per lure page (its `id`).
+type Presses = Arc<Mutex<HashMap<u64, u32>>>;
 
 #[derive(Debug, serde::Deserialize)]
 struct Lure {
+    id: u64,
     to: String,
     x: i64,
     y: i64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Pressed {
+    id: u64,
 }
 
 impl LureServer {
@@ -464,19 +542,38 @@ impl LureServer {
             .await
             .expect("bind a free port");
         let port = listener.local_addr().expect("local address").port();
-        let app = Router::new().route("/lure", get(lure_page));
+        let presses = Presses::default();
+        let app = Router::new()
+            .route("/lure", get(lure_page))
+            .route("/pressed", post(pressed))
+            .with_state(presses.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        LureServer { port, task }
+        LureServer {
+            port,
+            task,
+            presses,
+            next: AtomicU64::new(0),
+        }
     }
 
-    fn page_url(&self, link: &str, spot: &Spot) -> String {
+    fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn page_url(&self, id: u64, link: &str, spot: &Spot) -> String {
         let to: String = form_urlencoded::byte_serialize(link.as_bytes()).collect();
         format!(
-            "http://{EVIL_SITE}:{}/lure?x={}&y={}&to={to}",
+            "http://{EVIL_SITE}:{}/lure?id={id}&x={}&y={}&to={to}",
             self.port, spot.x, spot.y
         )
+    }
+
+    /// How many presses the lure page `id` reported.
+    fn presses(&self, id: u64) -> u32 {
+        let presses = self.presses.lock().unwrap_or_else(|p| p.into_inner());
+        presses.get(&id).copied().unwrap_or(0)
     }
 }
 
@@ -486,8 +583,13 @@ impl Drop for LureServer {
     }
 }
 
-/// The button is 240 × 60 px around the spot; the press that counts is `mousedown`, the
-/// earliest an attacker can start the navigation.
+async fn pressed(State(presses): State<Presses>, Query(q): Query<Pressed>) {
+    let mut presses = presses.lock().unwrap_or_else(|p| p.into_inner());
+    *presses.entry(q.id).or_default() += 1;
+}
+
+/// The button is 240 × 60 px around the spot; the press that navigates is the first
+/// `mousedown`, the earliest an attacker can start the navigation.
 async fn lure_page(Query(q): Query<Lure>) -> Html<String> {
     // A JSON string is a JS string literal; `</` is split so it cannot end the script.
     let to = serde_json::to_string(&q.to)
@@ -498,8 +600,10 @@ async fn lure_page(Query(q): Query<Lure>) -> Html<String> {
          <style>html,body{{margin:0}}#bait{{position:absolute;left:{left}px;top:{top}px;\
          width:240px;height:60px}}</style></head><body>\
          <button id=\"bait\">Double-click here for your prize</button>\
-         <script>document.getElementById('bait').addEventListener('mousedown',\
-         function(){{location.href={to}}},{{once:true}});</script></body></html>\n",
+         <script>var sent=false;document.getElementById('bait').addEventListener('mousedown',\
+         function(){{navigator.sendBeacon('/pressed?id={id}');\
+         if(!sent){{sent=true;location.href={to}}}}});</script></body></html>\n",
+        id = q.id,
         left = q.x - 120,
         top = q.y - 30,
     ))
