@@ -117,7 +117,7 @@ fn both_licence_texts_exist_and_ship_with_the_package() {
         feature = "test-util",
         feature = "metrics"
     )),
-    ignore = "feature-gated targets skipped: examples/shop and tests axum_router, byo_session, failures, readme, stacking, testing, redis, metrics, shop, browser, curl_md, pass_through, near_miss, browser_attacks, proxy, soak; run `cargo test --all-features`"
+    ignore = "feature-gated targets skipped: examples/shop and tests axum_router, byo_session, failures, readme, stacking, testing, redis, metrics, shop, browser, curl_md, pass_through, near_miss, browser_attacks, proxy, soak, browser_lure; run `cargo test --all-features`"
 )]
 fn feature_gated_targets_run_or_are_named() {
     // This runs only when every feature is on; then the ignore reason above must name every

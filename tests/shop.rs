@@ -266,7 +266,7 @@ async fn handoff_flow_over_tls() {
     full_flow(&shop, Encoding::Multipart).await;
     let cookie = first_visit(&shop).await;
     let (name, _) = cookie.split_once('=').expect("name=value");
-    let set = shop.origin().get("/").send().await;
+    let set = shop.origin().get("/cart").send().await;
     let header = set.header("Set-Cookie").unwrap_or_default().to_owned();
     assert!(
         header.starts_with(name) && header.contains("Secure"),

@@ -58,7 +58,7 @@ async fn a_handoff_in_a_few_lines() {
         (
             "multipart (amp-form's default)",
             Handoff::post("/cart/add").form(&[("product_id", "3")]),
-            Some(HandoffOutcome::Confirmed),
+            Some(HandoffOutcome::Applied),
             StatusCode::SEE_OTHER,
             1,
         ),
@@ -68,7 +68,7 @@ async fn a_handoff_in_a_few_lines() {
                 .form(&[("product_id", "4")])
                 .urlencoded()
                 .return_path("/products/4"),
-            Some(HandoffOutcome::Confirmed),
+            Some(HandoffOutcome::Applied),
             StatusCode::SEE_OTHER,
             2,
         ),
@@ -116,7 +116,7 @@ async fn the_session_is_the_browsers_own_or_a_new_one() {
         .cookie(&cookie)
         .send(&layer, &mut app)
         .await;
-    assert_eq!(second.outcome(), Some(HandoffOutcome::Confirmed));
+    assert_eq!(second.outcome(), Some(HandoffOutcome::Applied));
     assert_eq!(second.session_cookie(), None, "no second cookie");
     let cart = cart.lock().unwrap().clone();
     let id = cookie.split_once('=').unwrap().1;
