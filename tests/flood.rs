@@ -30,6 +30,9 @@ const CONFIRM_HEADERS: [(&str, &str); 4] = [
     ("sec-fetch-dest", "document"),
 ];
 
+/// Shoppers who confirm after each delay.
+const SHOPPERS: usize = 20;
+
 fn hidden(page: &str, name: &str) -> String {
     let key = format!("name=\"{name}\" value=\"");
     let at = page.find(&key).unwrap() + key.len();
@@ -60,9 +63,11 @@ async fn a_slow_shopper_is_applied_under_a_flood() {
     let mut svc = service(&layer, app(&rec, StatusCode::OK, &[]));
 
     // Shoppers: each mints at the start and confirms `delay` seconds later.
+    // Several per delay: an unseen link may fail at the filter's false-positive rate (~0.8 %),
+    // so one shopper per delay would make the table a coin toss now and then.
     let delays = [2u64, 8, 16, 32, 60, 90];
     let mut links = Vec::new();
-    for _ in delays {
+    for _ in 0..delays.len() * SHOPPERS {
         let a = send(
             &mut svc,
             request(
@@ -110,13 +115,22 @@ async fn a_slow_shopper_is_applied_under_a_flood() {
         }
         for (i, delay) in delays.iter().enumerate() {
             if *delay == second {
-                let before = rec.count();
-                let a = send(
-                    &mut svc,
-                    request("POST", "/_amp/handoff", &CONFIRM_HEADERS, &links[i]),
-                )
-                .await;
-                rows.push((*delay, a.status, rec.count() - before));
+                let (mut applied, mut told) = (0, 0);
+                for form in &links[i * SHOPPERS..(i + 1) * SHOPPERS] {
+                    let before = rec.count();
+                    let a = send(
+                        &mut svc,
+                        request("POST", "/_amp/handoff", &CONFIRM_HEADERS, form),
+                    )
+                    .await;
+                    match (a.status, rec.count() - before) {
+                        (StatusCode::SEE_OTHER, 1) => applied += 1,
+                        // A possible false positive of the filter: refused and said so.
+                        (StatusCode::GONE, 0) => told += 1,
+                        (status, n) => panic!("{delay} s: {status} applied {n} times"),
+                    }
+                }
+                rows.push((*delay, applied, told));
             }
         }
     }
@@ -157,10 +171,10 @@ async fn a_slow_shopper_is_applied_under_a_flood() {
         "flood: {rate} completions per simulated second (one core / {scale}), capacity {capacity}, \
          {flood} flood completions, {refused_flood} of them refused as possibly seen"
     );
-    println!("| confirmed after mint | status | applied |");
-    println!("|---|---|---|");
-    for (delay, status, applied) in &rows {
-        println!("| {delay} s | {} | {applied} |", status.as_u16());
+    println!("| confirmed after mint | shoppers | applied once (303) | told 410 (possibly seen) |");
+    println!("|---|---|---|---|");
+    for (delay, applied, told) in &rows {
+        println!("| {delay} s | {SHOPPERS} | {applied} | {told} |");
     }
     println!(
         "false-positive rate {:.3} % ({positives} of {tries} unseen nonces); {} evicted nonces \
@@ -171,9 +185,13 @@ async fn a_slow_shopper_is_applied_under_a_flood() {
     );
 
     assert!(guard.evicted_len() > 0, "the flood filled the guard");
-    for (delay, status, applied) in &rows {
-        assert_eq!(*status, StatusCode::SEE_OTHER, "{delay} s");
-        assert_eq!(*applied, 1, "{delay} s");
+    // At a ~0.8 % false-positive rate, three or more of 20 refused happens about once in
+    // 1 700 rows; a filter that forgot nothing of its purpose refuses far more.
+    for (delay, applied, told) in &rows {
+        assert!(
+            *applied >= SHOPPERS - 2,
+            "{delay} s: {applied} applied, {told} told"
+        );
     }
     assert!(fp < 0.02, "false-positive rate {fp}");
     assert!(per_nonce < 2.0, "{per_nonce} bytes per evicted nonce");
