@@ -131,6 +131,9 @@ fn builder() -> tower_amp_session::ConfigBuilder {
         )
         // The shop's add-to-cart: applied directly when the handoff comes from the cache page.
         .direct_route("/cart/add")
+        // The bench's app reads no session; row e measures issuing a cookie (as row f does
+        // for tower-sessions), which lazy mode, the default, would skip for such an app.
+        .eager_cookie()
 }
 
 fn layer() -> AmpSessionLayer {
