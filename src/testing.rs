@@ -47,7 +47,7 @@
 //!     .form(&[("product_id", "3")])
 //!     .send(&layer, &mut app)
 //!     .await;
-//! assert_eq!(done.outcome(), Some(HandoffOutcome::Confirmed)); // confirmed on its page
+//! assert_eq!(done.outcome(), Some(HandoffOutcome::Applied)); // a declared route: applied on arrival
 //! assert_eq!(done.status(), http::StatusCode::SEE_OTHER);
 //! assert!(done.session_cookie().is_some()); // a new first-party session
 //! # });
