@@ -149,10 +149,6 @@ impl Allowlist {
         }
         foreign()
     }
-
-    pub(crate) fn is_publisher(&self, origin: &str) -> bool {
-        self.publishers.iter().any(|p| **p == *origin)
-    }
 }
 
 fn foreign() -> Classified {

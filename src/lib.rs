@@ -152,6 +152,7 @@ pub mod return_path;
 mod router;
 mod service;
 mod session;
+mod source_origin;
 mod sxg;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::ACCEPT;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -18,6 +18,7 @@ use crate::future::{Extra, ResponseFuture};
 use crate::handled::{Handled, MarkReplays};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
+use crate::source_origin;
 use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
 use crate::sxg::is_signer_fetch;
 
@@ -121,8 +122,8 @@ where
             // Cheap test first, and one that cannot miss: the name reaches the app as
             // `__amp_source_origin` only if its raw key holds those letters as they are or
             // some byte percent-encoded (`%5F%5Famp_source_origin`, `__%61mp_...`).
-            if may_name_source_origin(query) {
-                match strip_source_origin(req.uri(), config, &classified) {
+            if source_origin::may_name(query) {
+                match source_origin::strip(req.uri(), config, &classified) {
                     Ok(Some(uri)) => *req.uri_mut() = uri,
                     Ok(None) => {}
                     Err(r) => return reject(r, &req, classified),
@@ -297,113 +298,4 @@ fn reject<B, ResB, F, E>(
     };
     cors::apply(res.headers_mut(), classified.cors_origin);
     ResponseFuture::ready(res)
-}
-
-/// The name amp-form appends to `action-xhr` URLs.
-const SOURCE_ORIGIN: &str = "__amp_source_origin";
-
-/// Whether some key of `query` may decode to `__amp_source_origin`: it holds the name
-/// as it is, or a `%` (any byte of the name may be percent-encoded). `+` decodes to a
-/// space, never to `_`, so it cannot spell the name. Most queries have neither.
-fn may_name_source_origin(query: &str) -> bool {
-    query.contains('%') || query.contains(SOURCE_ORIGIN)
-}
-
-/// Checks and removes `__amp_source_origin` from the query, however its name is spelled:
-/// each key is compared percent-decoded, as the app's form parser will read it.
-/// `Ok(None)`: it was not there. It must name a publisher origin (or, from an AMP email,
-/// the allowed sender).
-fn strip_source_origin(
-    uri: &Uri,
-    config: &Config,
-    classified: &Classified,
-) -> Result<Option<Uri>, Rejection> {
-    let Some(query) = uri.query() else {
-        return Ok(None);
-    };
-    // Check every occurrence first; build the new query only when there is one (most
-    // queries that pass the pre-check merely hold a `%`), without allocating otherwise.
-    let mut found = false;
-    for pair in query.split('&') {
-        if let Some(value) = source_origin_value(pair) {
-            let is_sender = classified
-                .email_sender
-                .as_ref()
-                .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(value.as_bytes()));
-            if !config.allowlist.is_publisher(&value) && !is_sender {
-                return Err(reasons::SOURCE_ORIGIN);
-            }
-            found = true;
-        }
-    }
-    if !found {
-        return Ok(None);
-    }
-    let mut kept = String::with_capacity(query.len());
-    for pair in query.split('&') {
-        if source_origin_value(pair).is_some() {
-            continue;
-        }
-        if !kept.is_empty() {
-            kept.push('&');
-        }
-        kept.push_str(pair);
-    }
-    let mut pq = String::with_capacity(uri.path().len() + 1 + kept.len());
-    pq.push_str(uri.path());
-    if !kept.is_empty() {
-        pq.push('?');
-        pq.push_str(&kept);
-    }
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(pq.parse().map_err(|_| reasons::SOURCE_ORIGIN)?);
-    Uri::from_parts(parts)
-        .map(Some)
-        .map_err(|_| reasons::SOURCE_ORIGIN)
-}
-
-/// The value of one `key=value` pair whose key decodes to `__amp_source_origin`.
-fn source_origin_value(pair: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let raw_key = pair.split('=').next().unwrap_or(pair);
-    // A key spelled with `%` escapes is at most three bytes per letter of the name.
-    let may_match = raw_key == SOURCE_ORIGIN
-        || (raw_key.contains('%')
-            && (SOURCE_ORIGIN.len()..=3 * SOURCE_ORIGIN.len()).contains(&raw_key.len()));
-    if !may_match {
-        return None;
-    }
-    let (key, value) = form_urlencoded::parse(pair.as_bytes()).next()?;
-    (key == SOURCE_ORIGIN).then_some(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_spelling_of_the_source_origin_name_is_seen_by_the_pre_check() {
-        // (query, names the parameter as the app decodes it)
-        let rows = [
-            ("__amp_source_origin=x", true),
-            ("%5F%5Famp_source_origin=x", true),
-            ("_%5Famp_source_origin=x", true),
-            ("__amp%5Fsource%5Forigin=x", true),
-            ("__%61mp_source_origin=x", true),
-            (
-                "%5f%5f%61%6d%70%5f%73%6f%75%72%63%65%5f%6f%72%69%67%69%6e=x",
-                true,
-            ),
-            ("__amp+source_origin=x", false),
-            ("__AMP_source_origin=x", false),
-            ("a=1&b=2", false),
-        ];
-        for (query, names_it) in rows {
-            let decodes_to_it =
-                form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == SOURCE_ORIGIN);
-            assert_eq!(decodes_to_it, names_it, "{query}");
-            if names_it {
-                assert!(may_name_source_origin(query), "{query}");
-            }
-        }
-    }
 }
