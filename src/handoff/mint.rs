@@ -17,7 +17,7 @@ use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
 use crate::return_path::{
-    return_path_from_referer_cow, return_path_from_source_url_cow, validate_return_path_cow,
+    plain_cache_page_path, return_path_from_referer_cow, return_path_from_source_url_cow, validate_return_path_cow,
     without_amp_params,
 };
 use crate::token::{HandoffToken, Unsealed, MAX_TARGET_LEN};
@@ -93,7 +93,12 @@ where
     }
     let (encoding, body) = form::capture(kind, bytes).await?;
     let (body, field) = take_return_field(&body);
-    let return_path = return_path(config, publisher, field.as_deref(), &parts.headers);
+    let return_path = return_path(
+        config,
+        classified.publisher,
+        field.as_deref(),
+        &parts.headers,
+    );
     let now = config.now();
     let mut nonce = [0u8; 16];
     rand::rng().fill_bytes(&mut nonce);
@@ -122,7 +127,8 @@ where
     // happening (the change continues on the origin), never that it is done, and carries the
     // handoff URL for a link, for when the browser refuses the navigation.
     let handoff_url = std::str::from_utf8(&url).map_err(|_| reasons::BODY_TOO_LARGE)?;
-    let answer = answer_json(&publisher.origin, &publisher.host, handoff_url);
+    let token_at = prefix.iter().map(|p| p.len()).sum();
+    let answer = answer_json(&publisher.origin, &publisher.host, handoff_url, token_at);
     let location =
         HeaderValue::from_maybe_shared(Bytes::from(url)).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
@@ -183,12 +189,18 @@ const ANSWER_HEADERS: usize = 7;
 /// <host>…","origin":…}` (the fields are documented in [`crate::docs::mint_answer`]), byte
 /// for byte what `serde_json` writes for that object (keys in its sorted order), in one
 /// buffer of exactly the right size. Strings are escaped by `serde_json` when they need it.
-fn answer_json(origin: &str, host: &str, handoff_url: &str) -> Vec<u8> {
+///
+/// `handoff_url[token_at..]` is the token, base64url (`A-Z a-z 0-9 - _`), which JSON never
+/// escapes: only the origin, the host and the URL up to the token are looked at.
+fn answer_json(origin: &str, host: &str, handoff_url: &str, token_at: usize) -> Vec<u8> {
     const HEAD: &str = r#"{"handoff":true,"handoff_url":"#;
     const MESSAGE: &str = ",\"message\":";
     const CONTINUING: &str = "Continuing on ";
     const ORIGIN: &str = ",\"origin\":";
-    let plain = [origin, host, handoff_url]
+    debug_assert!(handoff_url.as_bytes()[token_at..]
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let plain = [origin, host, handoff_url.get(..token_at).unwrap_or(handoff_url)]
         .iter()
         .all(|s| !needs_json_escape(s));
     if plain {
@@ -238,10 +250,11 @@ fn needs_json_escape(s: &str) -> bool {
 /// come along from a URL.
 fn return_path<'a>(
     config: &'a Config,
-    publisher: &Publisher,
+    index: usize,
     field: Option<&'a str>,
     headers: &'a HeaderMap,
 ) -> Cow<'a, str> {
+    let publisher = &config.publishers[index];
     if let ReturnTo::Path(p) = &config.return_to {
         return Cow::Borrowed(p);
     }
@@ -267,6 +280,17 @@ fn return_path<'a>(
             (Some(v), None) => v.to_str().ok()?,
             _ => return None,
         };
+        // The usual `Referer`, a cache page of this publisher spelled plainly: a slice of
+        // it, without parsing it.
+        let plain = config
+            .allowlist
+            .caches
+            .iter()
+            .filter(|(_, i)| *i == index)
+            .find_map(|(cache, _)| plain_cache_page_path(referer, cache, &publisher.authority));
+        if let Some(path) = plain {
+            return usable(Cow::Borrowed(path));
+        }
         return_path_from_referer_cow(referer, &publisher.url, on_cache)
             .map(without_amp_params)
             .and_then(usable)
@@ -405,7 +429,7 @@ mod tests {
         ];
         let url = "https://shop.example/_amp/handoff?token=AQJrMQ-_";
         for (origin, host) in rows {
-            let got = answer_json(origin, host, url);
+            let got = answer_json(origin, host, url, url.len() - 8);
             if !needs_json_escape(origin) && !needs_json_escape(host) {
                 assert_eq!(
                     got.len(),
@@ -429,10 +453,13 @@ mod tests {
         fn fast_answer_agrees_with_serde_json(
             origin in "(https?://)?[a-z.\"\\\\\u{0}-\u{1f}\u{7f}é\u{2028}-]{0,24}",
             host in proptest::prelude::any::<String>(),
-            handoff_url in "(https?://)?[a-z./?=\"\\\\\u{0}-\u{1f}_-]{0,40}",
+            prefix in "(https?://)?[a-z./?=\"\\\\\u{0}-\u{1f}_-]{0,40}",
+            token in "[A-Za-z0-9_-]{0,40}",
         ) {
+            // The URL up to the token is looked at; the token is base64url.
+            let handoff_url = format!("{prefix}{token}");
             proptest::prop_assert_eq!(
-                String::from_utf8(answer_json(&origin, &host, &handoff_url)).unwrap(),
+                String::from_utf8(answer_json(&origin, &host, &handoff_url, prefix.len())).unwrap(),
                 answer_by_serde(&origin, &host, &handoff_url)
             );
         }
@@ -501,6 +528,105 @@ mod tests {
             let (got, value) = take_return_field(body.as_bytes());
             assert_eq!(&got[..], want_body.as_bytes(), "{body}");
             assert_eq!(value.as_deref(), *want_value, "{body}");
+        }
+    }
+
+    /// Layers whose publishers and caches cover the spellings the fast path must get right:
+    /// the default caches, a custom one with a port, a publisher with a port.
+    fn configs() -> Vec<Arc<Config>> {
+        let keys = || {
+            crate::Keyring::builder()
+                .signing("k1", [7u8; 32])
+                .build()
+                .unwrap()
+        };
+        vec![
+            crate::AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .publisher_origin("https://xn--shp-sna.example")
+                .keyring(keys())
+                .build()
+                .unwrap()
+                .config,
+            crate::AmpSessionLayer::builder()
+                .publisher_origin("http://shop.localhost:8080")
+                .keyring(keys())
+                .cache(
+                    crate::CacheDomain::custom("cache.localhost")
+                        .allow_http()
+                        .port(8081),
+                )
+                .build()
+                .unwrap()
+                .config,
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Where the plain cache page fast path answers, the general reading of the
+        /// `Referer` (parse, cache host, publisher host, AMP parameters) answers the same.
+        #[test]
+        fn plain_cache_page_path_agrees_with_the_general_referer(
+            which in 0usize..2,
+            cache_pick in 0usize..8,
+            upper_cache in proptest::prelude::any::<bool>(),
+            kind in proptest::prelude::prop_oneof!["/c/s/", "/c/", "/i/s/", "/c/S/", "/c/s"],
+            authority in proptest::prelude::prop_oneof![
+                "shop\\.example", "xn--shp-sna\\.example", "shop\\.localhost:8080",
+                "SHOP\\.example", "shop\\.example:443", "shop\\.example\\.", "evil\\.example",
+            ],
+            path in "(/|[a-z0-9]|\\.|\\.\\.|%2F|\\?|#|amp_js_v=1|&|;|@|:|~|é| )*",
+        ) {
+            let config = &configs()[which];
+            let caches = &config.allowlist.caches;
+            let (cache, index) = &caches[cache_pick % caches.len()];
+            let cache = if upper_cache { cache.to_ascii_uppercase() } else { cache.to_string() };
+            let referer = format!("{cache}{kind}{authority}{path}");
+            let publisher = &config.publishers[*index];
+            let fast = caches
+                .iter()
+                .filter(|(_, i)| i == index)
+                .find_map(|(c, _)| plain_cache_page_path(&referer, c, &publisher.authority));
+            if let Some(fast) = fast {
+                let on_cache = |host: &str| {
+                    config
+                        .caches
+                        .iter()
+                        .any(|c| c.is_cache_host(&publisher.cache_subdomain, host))
+                };
+                let general = return_path_from_referer_cow(&referer, &publisher.url, on_cache)
+                    .map(without_amp_params);
+                proptest::prop_assert_eq!(general.as_deref(), Some(fast), "{}", referer);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_cache_page_path_answers_for_the_usual_referer() {
+        let config = &configs()[0];
+        let (cache, index) = &config.allowlist.caches[0];
+        let publisher = &config.publishers[*index];
+        // (path after the publisher host, fast path answers)
+        let rows = [
+            ("/products/3", true),
+            ("/", true),
+            ("/a/b-c_d.e~f", true),
+            ("/p?x=1", false),
+            ("/p#x", false),
+            ("/p/../q", false),
+            ("/p%2F", false),
+            ("", false),
+            (".evil/p", false),
+        ];
+        for (path, answers) in rows {
+            let referer = format!("{cache}/c/s/{}{path}", publisher.authority);
+            assert_eq!(
+                plain_cache_page_path(&referer, cache, &publisher.authority),
+                answers.then_some(path),
+                "{referer}"
+            );
         }
     }
 }
