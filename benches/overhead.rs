@@ -8,19 +8,24 @@
 //!   requests of a batch are built before the clock starts), median over all batches;
 //! * every SPEC §7 ratio with its target and PASS/MISS (the same-origin one against the
 //!   ideal layer's added cost);
-//! * part 2: requests/s over loopback HTTP/1.1 (hyper), the server pinned to core 0 and `wrk`
-//!   to core 1 (`taskset`), at least 10 interleaved rounds with and without the layer (and
-//!   with the ideal layer), median and spread of the per-round ratios (skipped with a notice
-//!   when `wrk` is not installed).
+//! * part 2 (`overhead/http.rs`): requests/s over loopback HTTP/1.1 (hyper), the server
+//!   pinned to core 0 and `wrk` to core 1 (`taskset`), at least 10 interleaved rounds of 2 s
+//!   per server, the target being the median of the per-round ratios with layer / ideal,
+//!   printed with IQR, min–max and load averages: the same-origin GET (with the bare server
+//!   too, with/without and ideal/without as info), cache mints (`overhead/mint.lua`) and
+//!   mints each completed once (`overhead/handoff.lua`) against the ideal handoff
+//!   (`overhead/ideal_handoff.rs`). The scripts count every answer; any other than the
+//!   expected 200 / 303 stops the bench. Skipped with a notice when `wrk` is not installed.
 //!
 //! Before anything is timed, every stack is checked to answer as its row claims; the ideal
 //! layer in particular must send exactly the crate's headers and find the same session on
 //! the same requests, so a drift on either side stops the bench.
 //!
 //! Environment: `AMP_BENCH_QUICK=1` shortens everything (a smoke run, numbers unreliable);
-//! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds (at least
-//! 10 unless quick); `AMP_BENCH_ONLY=<key>` runs one scenario in a loop for a profiler (e.g.
-//! `AMP_BENCH_ONLY=c perf record ...`; with `AMP_BENCH_ITERS=<n>`, exactly n batches of 1000).
+//! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds of every
+//! scenario (at least 10 unless quick; about 2.5 minutes at 10); `AMP_BENCH_ONLY=<key>` runs
+//! one scenario in a loop for a profiler (e.g. `AMP_BENCH_ONLY=c perf record ...`; with
+//! `AMP_BENCH_ITERS=<n>`, exactly n batches of 1000).
 //! `AMP_BENCH_PREMINT=<m>` (profiler only, row h): mint m links up front; two callgrind runs
 //! with the same m and ITERS 3 and 9 then differ by completions only.
 //!
@@ -31,10 +36,7 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::{ready, Future, Ready};
 use std::hint::black_box;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -64,6 +66,11 @@ use tower_amp_session::{
 mod ideal_handoff;
 #[path = "overhead/xchacha.rs"]
 mod xchacha;
+
+/// Part 2, loopback HTTP with wrk (`loopback::http_part`; the server child runs
+/// `loopback::serve_main`).
+#[path = "overhead/http.rs"]
+mod loopback;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator: every alloc, alloc_zeroed and realloc is one allocation.
@@ -1652,222 +1659,10 @@ fn print_micro(all: &[Scenario]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Part 2: loopback HTTP with wrk, the server in a child process pinned to core 0.
-
-type HyperBody = hyper::body::Incoming;
-
-const SERVE_ENV: &str = "AMP_BENCH_SERVE";
-
-fn serve<S, RB>(rt: &Runtime, svc: S) -> SocketAddr
-where
-    S: Service<Request<HyperBody>, Response = Response<RB>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    RB: http_body::Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    rt.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let svc = hyper_util::service::TowerToHyperService::new(svc.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// The child process: three servers on one current-thread runtime (one core); prints their
-/// addresses, serves until its stdin closes (the bench ended or died).
-fn serve_main(cookie: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let ours = layer();
-    let plain = serve(&rt, bare::<HyperBody>());
-    let layered = serve(&rt, ours.layer(bare::<RequestBody<HyperBody>>()));
-    let floor = serve(&rt, ideal(&ours, cookie, bare::<HyperBody>()));
-    println!("{plain} {layered} {floor}");
-    std::thread::spawn(|| {
-        let mut sink = String::new();
-        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-        std::process::exit(0);
-    });
-    rt.block_on(std::future::pending::<()>());
-}
-
-/// `prog args...`, pinned to `core` with taskset when `pin`.
-fn pinned(pin: bool, core: &str, prog: &std::ffi::OsStr) -> Command {
-    if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", core]).arg(prog);
-        c
-    } else {
-        Command::new(prog)
-    }
-}
-
-fn wrk(pin: bool, addr: SocketAddr, secs: u64, cookie: &str) -> Option<f64> {
-    let out = pinned(pin, "1", "wrk".as_ref())
-        .args(["-t1", "-c32", &format!("-d{secs}s")])
-        .args(["-H", &format!("Origin: {PUBLISHER}")])
-        .args(["-H", &format!("Cookie: {cookie}")])
-        .args(["-H", "Accept: application/json"])
-        .arg(format!("http://{addr}/cart.json"))
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Closing stdin ends it; kill in case it hangs.
-        drop(self.0.stdin.take());
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(pin: bool, cookie: &str) -> Option<(Server, [SocketAddr; 3])> {
-    let exe = std::env::current_exe().ok()?;
-    let mut child = pinned(pin, "0", exe.as_os_str())
-        .env(SERVE_ENV, cookie)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let stdout = child.stdout.take()?;
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).ok()?;
-    let addrs: Vec<SocketAddr> = line
-        .split_whitespace()
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    Some((server, addrs.try_into().ok()?))
-}
-
-fn spread(v: &[f64]) -> String {
-    format!(
-        "median {:.3}  IQR {:.3}–{:.3}  min–max {:.3}–{:.3}",
-        median(v),
-        quantile(v, 0.25),
-        quantile(v, 0.75),
-        quantile(v, 0.0),
-        quantile(v, 1.0)
-    )
-}
-
-fn http_part(shapes: &Shapes, quick: bool) {
-    println!();
-    println!("HTTP/1.1 over loopback (hyper, same-origin GET with cookie; wrk -t1 -c32):");
-    if Command::new("wrk").arg("-v").output().is_err() {
-        println!("  wrk not found: skipped (apt-get install -y wrk)");
-        return;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pin = cores >= 2
-        && Command::new("taskset")
-            .args(["-c", "1", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if pin {
-        println!("  server: one thread pinned to core 0; wrk: pinned to core 1 (taskset)");
-    } else {
-        println!("  NOTICE: taskset or a second core missing: not pinned, ratios unreliable");
-    }
-    let Some((_server, [plain, layered, floor])) = start_server(pin, shapes.cookie_name) else {
-        println!("  could not start the server process: skipped");
-        return;
-    };
-    let rounds = std::env::var("AMP_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if quick { 2 } else { 10 })
-        .max(if quick { 1 } else { 10 });
-    let secs = if quick { 1 } else { 2 };
-    println!(
-        "  {rounds} interleaved rounds of {secs} s per server (order rotates), load average at start: {}",
-        loadavg()
-    );
-    for addr in [plain, layered, floor] {
-        let _ = wrk(pin, addr, 1, shapes.cookie);
-    }
-    let (mut p, mut l, mut x) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut rl, mut rx) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let mut got = [0.0f64; 3];
-        for k in 0..3 {
-            let which = (k + round) % 3;
-            let addr = [plain, layered, floor][which];
-            match wrk(pin, addr, secs, shapes.cookie) {
-                Some(rps) => got[which] = rps,
-                None => {
-                    println!("  wrk gave no result: skipped");
-                    return;
-                }
-            }
-        }
-        p.push(got[0]);
-        l.push(got[1]);
-        x.push(got[2]);
-        rl.push(got[1] / got[0]);
-        rx.push(got[2] / got[0]);
-    }
-    println!(
-        "  without layer   {:>9.0} req/s (median; min–max {:.0}–{:.0})",
-        median(&p),
-        quantile(&p, 0.0),
-        quantile(&p, 1.0)
-    );
-    println!(
-        "  with layer      {:>9.0} req/s (median; min–max {:.0}–{:.0})",
-        median(&l),
-        quantile(&l, 0.0),
-        quantile(&l, 1.0)
-    );
-    println!(
-        "  ideal layer     {:>9.0} req/s (median; min–max {:.0}–{:.0})",
-        median(&x),
-        quantile(&x, 0.0),
-        quantile(&x, 1.0)
-    );
-    println!("  per-round ratio with/without:  {}", spread(&rl));
-    println!("  per-round ratio ideal/without: {}", spread(&rx));
-    println!("  load average at end of HTTP part: {}", loadavg());
-    println!();
-    println!("SPEC §7 target (HTTP):");
-    target_row(
-        "with/without layer, median of per-round ratios",
-        format!("{:.3}", median(&rl)),
-        "≥ 0.96",
-        median(&rl) >= 0.96,
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
 
 fn main() {
-    if let Ok(cookie) = std::env::var(SERVE_ENV) {
-        serve_main(&cookie);
+    if let Ok(cookie) = std::env::var(loopback::SERVE_ENV) {
+        loopback::serve_main(&cookie);
         return;
     }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: run a smoke pass then.
@@ -1943,7 +1738,7 @@ fn main() {
     print_micro(&all);
     println!("  load average after part 1: {}", loadavg());
     if !as_test && std::env::var_os("AMP_BENCH_NO_HTTP").is_none() {
-        http_part(&shapes, quick);
+        loopback::http_part(&shapes, quick);
     }
     println!();
     println!(

@@ -12,7 +12,7 @@ use rand::RngCore;
 
 use crate::body::ResponseBody;
 use crate::classify::Classified;
-use crate::config::{Config, Publisher, ReturnTo};
+use crate::config::{Config, ReturnTo};
 use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
