@@ -25,6 +25,11 @@ pub(crate) fn form_kind(headers: &HeaderMap) -> Result<FormKind, Rejection> {
     let mut values = headers.get_all(CONTENT_TYPE).iter();
     let ct = match (values.next(), values.next()) {
         (None, _) => return Ok(FormKind::Empty),
+        // What amp-form sends for `enctype="application/x-www-form-urlencoded"`, spelled
+        // as browsers spell it: no parameter to read.
+        (Some(v), None) if v.as_bytes() == b"application/x-www-form-urlencoded" => {
+            return Ok(FormKind::UrlEncoded)
+        }
         (Some(v), None) => v.to_str().map_err(|_| reasons::UNSUPPORTED_FORM)?,
         (Some(_), Some(_)) => return Err(reasons::UNSUPPORTED_FORM),
     };

@@ -184,8 +184,7 @@ pub(crate) fn plain_cache_page_path<'r>(
         .strip_prefix("/c/s/")
         .or_else(|| rest.strip_prefix("/c/"))?;
     let path = rest.strip_prefix(publisher_authority)?;
-    (path.starts_with('/') && !path.contains('?') && is_plain_path(path.as_bytes()))
-        .then_some(path)
+    (path.starts_with('/') && !path.contains('?') && is_plain_path(path.as_bytes())).then_some(path)
 }
 
 /// [`validate_return_path`] without the fast path: the WHATWG resolution and every check.

@@ -18,8 +18,8 @@ use crate::future::{Extra, ResponseFuture};
 use crate::handled::{Handled, MarkReplays};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
-use crate::source_origin;
 use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
+use crate::source_origin;
 use crate::sxg::is_signer_fetch;
 
 /// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).

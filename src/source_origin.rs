@@ -33,37 +33,57 @@ pub(crate) fn strip(
     let Some(query) = uri.query() else {
         return Ok(None);
     };
-    // Check every occurrence first; build the new query only when there is one (most
-    // queries that pass the pre-check merely hold a `%`), without allocating otherwise.
-    let mut found = false;
-    for pair in query.split('&') {
-        if let Some(value) = raw_value(pair) {
-            let allowed = config
-                .allowlist
-                .publishers
-                .iter()
-                .any(|p| decodes_to(value, p.as_bytes(), false))
-                || classified
-                    .email_sender
-                    .as_ref()
-                    .is_some_and(|s| decodes_to(value, s.as_bytes(), true));
-            if !allowed {
-                return Err(reasons::SOURCE_ORIGIN);
-            }
-            found = true;
+    let allowed = |value: &str| {
+        config
+            .allowlist
+            .publishers
+            .iter()
+            .any(|p| decodes_to(value, p.as_bytes(), false))
+            || classified
+                .email_sender
+                .as_ref()
+                .is_some_and(|s| decodes_to(value, s.as_bytes(), true))
+    };
+    let alone = query
+        .strip_prefix(NAME)
+        .and_then(|rest| rest.strip_prefix('='))
+        .filter(|value| !value.contains('&'));
+    if let Some(value) = alone {
+        // What amp-form sends to an `action-xhr` without a query: the parameter alone.
+        if !allowed(value) {
+            return Err(reasons::SOURCE_ORIGIN);
         }
-    }
-    if !found {
-        return Ok(None);
+    } else {
+        // Check every occurrence first; build the new query only when there is one (most
+        // queries that pass the pre-check merely hold a `%`).
+        let mut found = false;
+        for pair in query.split('&') {
+            if let Some(value) = raw_value(pair) {
+                if !allowed(value) {
+                    return Err(reasons::SOURCE_ORIGIN);
+                }
+                found = true;
+            }
+        }
+        if !found {
+            return Ok(None);
+        }
     }
     // The new path and query in one buffer, which the URI then takes over.
     let mut pq = String::with_capacity(uri.path().len() + 1 + query.len());
     pq.push_str(uri.path());
-    for pair in query.split('&').filter(|p| raw_value(p).is_none()) {
-        pq.push(if pq.len() == uri.path().len() { '?' } else { '&' });
-        pq.push_str(pair);
+    if alone.is_none() {
+        for pair in query.split('&').filter(|p| raw_value(p).is_none()) {
+            pq.push(if pq.len() == uri.path().len() {
+                '?'
+            } else {
+                '&'
+            });
+            pq.push_str(pair);
+        }
     }
-    let pq = PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| reasons::SOURCE_ORIGIN)?;
+    let pq =
+        PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| reasons::SOURCE_ORIGIN)?;
     if uri.scheme().is_none() && uri.authority().is_none() {
         // Origin-form, what servers receive: the path and query are the whole URI.
         return Ok(Some(Uri::from(pq)));
@@ -83,8 +103,7 @@ fn raw_value(pair: &str) -> Option<&str> {
         return Some(value);
     }
     // A key spelled with `%` escapes is at most three bytes per letter of the name.
-    let may_match =
-        raw_key.contains('%') && (NAME.len()..=3 * NAME.len()).contains(&raw_key.len());
+    let may_match = raw_key.contains('%') && (NAME.len()..=3 * NAME.len()).contains(&raw_key.len());
     if !may_match {
         return None;
     }
@@ -203,7 +222,11 @@ mod tests {
             ("", "", true),
         ];
         for (raw, want, equal) in rows {
-            assert_eq!(decodes_to(raw, want.as_bytes(), false), equal, "{raw} {want}");
+            assert_eq!(
+                decodes_to(raw, want.as_bytes(), false),
+                equal,
+                "{raw} {want}"
+            );
             assert_eq!(general(raw, want, false), equal, "{raw} {want}");
         }
         assert!(decodes_to(
@@ -227,6 +250,75 @@ mod tests {
             ignore_case in any::<bool>(),
         ) {
             prop_assert_eq!(decodes_to(&raw, want.as_bytes(), ignore_case), general(&raw, &want, ignore_case));
+        }
+    }
+
+    /// What `strip` did before its fast paths: decode every pair, compare, rebuild.
+    fn strip_by_decoding(
+        path: &str,
+        query: &str,
+        publishers: &[&str],
+    ) -> Result<Option<String>, ()> {
+        let is_name = |pair: &str| {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .filter(|(k, _)| k == NAME)
+                .map(|(_, v)| v.into_owned())
+        };
+        let mut found = false;
+        for pair in query.split('&') {
+            if let Some(value) = is_name(pair) {
+                if !publishers.contains(&value.as_str()) {
+                    return Err(());
+                }
+                found = true;
+            }
+        }
+        if !found {
+            return Ok(None);
+        }
+        let kept: Vec<&str> = query.split('&').filter(|p| is_name(p).is_none()).collect();
+        Ok(Some(if kept.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", kept.join("&"))
+        }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// The layer's reading of `__amp_source_origin`, fast paths and all, is the decoding
+        /// reading: the same refusals, the same query left for the app.
+        #[test]
+        fn strip_agrees_with_decoding_every_pair(
+            pairs in proptest::collection::vec(
+                prop_oneof![
+                    Just("__amp_source_origin=https%3A%2F%2Fshop.example".to_owned()),
+                    Just("__amp_source_origin=https://shop.example".to_owned()),
+                    Just("__amp_source_origin=https%3A%2F%2Fevil.example".to_owned()),
+                    Just("%5F%5Famp_source_origin=https%3A%2F%2Fshop.example".to_owned()),
+                    Just("__amp_source_origin".to_owned()),
+                    Just("__amp_source_origin=".to_owned()),
+                    "[a-z_%0-9=+]{0,12}",
+                ],
+                1..4,
+            ),
+        ) {
+            let config = crate::AmpSessionLayer::builder()
+                .publisher_origin("https://shop.example")
+                .keyring(crate::Keyring::builder().signing("k1", [7u8; 32]).build().unwrap())
+                .build()
+                .unwrap()
+                .config;
+            let classified = config.allowlist.classify(&http::HeaderMap::new());
+            let query = pairs.join("&");
+            let Ok(uri) = format!("/cart/add?{query}").parse::<Uri>() else {
+                return Ok(());
+            };
+            let got = strip(&uri, &config, &classified)
+                .map(|u| u.map(|u| u.to_string()))
+                .map_err(|_| ());
+            prop_assert_eq!(got, strip_by_decoding("/cart/add", &query, &["https://shop.example"]));
         }
     }
 }

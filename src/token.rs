@@ -242,8 +242,7 @@ impl HandoffToken {
             expires_at,
             nonce,
         };
-        let text = seal_after(&[], keyring, &contents, aead_nonce)?;
-        Ok(String::from_utf8(text).expect("base64url is ASCII"))
+        seal_after(&[], keyring, &contents, aead_nonce)
     }
 
     /// The token of `contents` appended to `prefix` (the handoff URL up to `token=`), in one
@@ -253,7 +252,7 @@ impl HandoffToken {
         prefix: &[&str],
         keyring: &Keyring,
         contents: &Unsealed<'_>,
-    ) -> Result<Vec<u8>, TokenError> {
+    ) -> Result<String, TokenError> {
         let mut aead_nonce = [0u8; AEAD_NONCE_LEN];
         rand::rng().fill_bytes(&mut aead_nonce);
         seal_after(prefix, keyring, contents, aead_nonce)
@@ -394,7 +393,7 @@ fn seal_after(
     keyring: &Keyring,
     c: &Unsealed<'_>,
     aead_nonce: [u8; AEAD_NONCE_LEN],
-) -> Result<Vec<u8>, TokenError> {
+) -> Result<String, TokenError> {
     let signer = keyring.signer();
     let method = c.method.as_bytes();
     if method.len() > MAX_METHOD_LEN
@@ -458,14 +457,13 @@ fn seal_after(
     tag_out.copy_from_slice(&tag);
 
     let prefix_len: usize = prefix.iter().map(|p| p.len()).sum();
-    let mut out = Vec::with_capacity(prefix_len + text_len);
+    let mut out = String::with_capacity(prefix_len + text_len);
     for p in prefix {
-        out.extend_from_slice(p.as_bytes());
+        out.push_str(p);
     }
-    out.resize(prefix_len + text_len, 0);
-    URL_SAFE_NO_PAD
-        .encode_slice(&*raw, &mut out[prefix_len..])
-        .map_err(|_| TokenError::TooLarge)?;
+    // Into the `String` as it is: base64 is ASCII, no UTF-8 check afterwards.
+    URL_SAFE_NO_PAD.encode_string(&*raw, &mut out);
+    debug_assert_eq!(out.len(), prefix_len + text_len);
     Ok(out)
 }
 

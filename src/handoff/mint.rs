@@ -17,8 +17,8 @@ use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
 use crate::return_path::{
-    plain_cache_page_path, return_path_from_referer_cow, return_path_from_source_url_cow, validate_return_path_cow,
-    without_amp_params,
+    plain_cache_page_path, return_path_from_referer_cow, return_path_from_source_url_cow,
+    validate_return_path_cow, without_amp_params,
 };
 use crate::token::{HandoffToken, Unsealed, MAX_TARGET_LEN};
 
@@ -126,9 +126,8 @@ where
     // amp-form renders its success template before it navigates: the answer says what is
     // happening (the change continues on the origin), never that it is done, and carries the
     // handoff URL for a link, for when the browser refuses the navigation.
-    let handoff_url = std::str::from_utf8(&url).map_err(|_| reasons::BODY_TOO_LARGE)?;
     let token_at = prefix.iter().map(|p| p.len()).sum();
-    let answer = answer_json(&publisher.origin, &publisher.host, handoff_url, token_at);
+    let answer = answer_json(&publisher.origin, &publisher.host, &url, token_at);
     let location =
         HeaderValue::from_maybe_shared(Bytes::from(url)).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
@@ -200,9 +199,13 @@ fn answer_json(origin: &str, host: &str, handoff_url: &str, token_at: usize) -> 
     debug_assert!(handoff_url.as_bytes()[token_at..]
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    let plain = [origin, host, handoff_url.get(..token_at).unwrap_or(handoff_url)]
-        .iter()
-        .all(|s| !needs_json_escape(s));
+    let plain = [
+        origin,
+        host,
+        handoff_url.get(..token_at).unwrap_or(handoff_url),
+    ]
+    .iter()
+    .all(|s| !needs_json_escape(s));
     if plain {
         let parts = [
             HEAD,
