@@ -16,16 +16,25 @@
 //!   mints each completed once (`overhead/handoff.lua`) against the ideal handoff
 //!   (`overhead/ideal_handoff.rs`). The scripts count every answer; any other than the
 //!   expected 200 / 303 stops the bench. Skipped with a notice when `wrk` is not installed.
+//! * printed between parts 1 and 2, how cost grows (issue 23, item 4): part 3
+//!   (`overhead/scaling.rs`), mint urlencoded, mint multipart and complete at 1, 10 and 100
+//!   fields and at bodies of ~100 B, 1 KB and the body limit (5120 B), with ns per KB and
+//!   the marginal slopes; part 4 (`overhead/guard.rs`), `MemoryReplayGuard` at 10 000 and
+//!   1 000 000 held nonces (ns per reserve + mark_applied, heap bytes per nonce); part 5,
+//!   `RedisReplayGuard` completions/s at 1, 8 and 64 concurrent beside bare `SET NX PX` on
+//!   the same client (skipped with a notice when `redis-server` is not installed).
 //!
 //! Before anything is timed, every stack is checked to answer as its row claims; the ideal
 //! layer in particular must send exactly the crate's headers and find the same session on
 //! the same requests, so a drift on either side stops the bench.
 //!
 //! Environment: `AMP_BENCH_QUICK=1` shortens everything (a smoke run, numbers unreliable);
-//! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds of every
-//! scenario (at least 10 unless quick; about 2.5 minutes at 10); `AMP_BENCH_ONLY=<key>` runs
-//! one scenario in a loop for a profiler (e.g. `AMP_BENCH_ONLY=c perf record ...`; with
-//! `AMP_BENCH_ITERS=<n>`, exactly n batches of 1000).
+//! `AMP_BENCH_NO_HTTP=1` skips part 2; `AMP_BENCH_NO_SCALING=1` skips parts 3 to 5 (quick
+//! and `cargo test --benches` run them at tiny sizes: 10 000 and 20 000 nonces);
+//! `AMP_BENCH_ROUNDS=<n>` sets the HTTP rounds of every scenario (at least 10 unless quick;
+//! about 2.5 minutes at 10); `AMP_BENCH_ONLY=<key>` runs one scenario in a loop for a
+//! profiler (e.g. `AMP_BENCH_ONLY=c perf record ...`; with `AMP_BENCH_ITERS=<n>`, exactly n
+//! batches of 1000).
 //! `AMP_BENCH_PREMINT=<m>` (profiler only, row h): mint m links up front; two callgrind runs
 //! with the same m and ITERS 3 and 9 then differ by completions only.
 //!
@@ -37,7 +46,7 @@ use std::fmt::Debug;
 use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -62,8 +71,12 @@ use tower_amp_session::{
     AmpSession, AmpSessionLayer, CacheDomain, Keyring, MemoryReplayGuard, RequestBody, SessionId,
 };
 
+#[path = "overhead/guard.rs"]
+mod guard;
 #[path = "overhead/ideal_handoff.rs"]
 mod ideal_handoff;
+#[path = "overhead/scaling.rs"]
+mod scaling;
 #[path = "overhead/xchacha.rs"]
 mod xchacha;
 
@@ -73,30 +86,36 @@ mod xchacha;
 mod loopback;
 
 // ---------------------------------------------------------------------------------------------
-// Counting allocator: every alloc, alloc_zeroed and realloc is one allocation.
+// Counting allocator: every alloc, alloc_zeroed and realloc is one allocation; live bytes too.
 
 struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Heap bytes live now (part 4's bytes per nonce): alloc +size, dealloc −size, realloc ±.
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: forwards every call unchanged to `System`; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -107,6 +126,10 @@ static GLOBAL: Counting = Counting;
 
 fn allocs() -> u64 {
     ALLOCS.load(Ordering::Relaxed)
+}
+
+fn live_bytes() -> i64 {
+    LIVE_BYTES.load(Ordering::Relaxed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1737,6 +1760,11 @@ fn main() {
     let all = micro(&rt, &shapes, &plan);
     print_micro(&all);
     println!("  load average after part 1: {}", loadavg());
+    if std::env::var_os("AMP_BENCH_NO_SCALING").is_none() {
+        scaling::run(&rt, &shapes, quick);
+        guard::memory(quick);
+        guard::redis(quick);
+    }
     if !as_test && std::env::var_os("AMP_BENCH_NO_HTTP").is_none() {
         loopback::http_part(&shapes, quick);
     }
