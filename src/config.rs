@@ -964,6 +964,8 @@ impl From<Keyring> for KeyringBuilder {
 pub(crate) struct Publisher {
     /// Serialized origin, as browsers send it in `Origin`.
     pub(crate) origin: Box<str>,
+    /// [`Publisher::origin`] as a header value, shared by every replayed request's `Origin`.
+    pub(crate) origin_value: http::HeaderValue,
     /// The origin as a URL, for resolving return paths.
     pub(crate) url: url::Url,
     /// Host without port, for the cache subdomain.
@@ -996,8 +998,11 @@ fn parse_publisher(text: &str) -> Result<Publisher, ConfigError> {
         Some(p) => format!("{host}:{p}"),
         None => host.clone(),
     };
+    let origin_value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(origin.clone()))
+        .map_err(|_| bad())?;
     Ok(Publisher {
         origin: origin.into(),
+        origin_value,
         url,
         host,
         authority,

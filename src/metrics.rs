@@ -15,7 +15,7 @@ use crate::outcome::HandoffOutcome;
 /// Handoffs minted: a cookieless change from the cache answered with `AMP-Redirect-To`.
 #[cfg(feature = "metrics")]
 pub(crate) const MINTED: &str = "amp_session_handoffs_minted_total";
-/// Completions by `outcome` ([`outcome_label`]).
+/// Completions by `outcome` (the labels of `outcomes!`).
 #[cfg(feature = "metrics")]
 pub(crate) const COMPLETED: &str = "amp_session_handoffs_completed_total";
 /// Nonces the replay guard holds, when it can tell ([`ReplayGuard::occupancy`]).
@@ -29,23 +29,62 @@ pub(crate) const HANDOFF_SECONDS: &str = "amp_session_handoff_seconds";
 
 /// The `outcome` label of a completion. Exhaustive inside the crate: a new outcome must get
 /// its label here.
+/// Each outcome, its label value, and its keys: built at compile time, so recording a
+/// labelled metric allocates nothing (the `counter!(name, "outcome" => value)` form builds
+/// its labels on every call).
 #[cfg(feature = "metrics")]
-pub(crate) fn outcome_label(outcome: HandoffOutcome) -> &'static str {
-    match outcome {
-        HandoffOutcome::Applied => "applied_directly",
-        HandoffOutcome::Confirmed => "confirmed",
-        HandoffOutcome::AlreadyApplied => "already_used",
-        HandoffOutcome::ConfirmationShown => "confirmation_shown",
-        HandoffOutcome::Failed => "failed",
-        HandoffOutcome::Pending => "pending",
-        HandoffOutcome::Expired => "expired",
-        HandoffOutcome::Refused => "refused",
-        HandoffOutcome::GuardUnavailable => "guard_unavailable",
-    }
+macro_rules! outcomes {
+    ($($outcome:ident => $label:literal),* $(,)?) => {
+        #[cfg(test)]
+        pub(crate) fn outcome_label(outcome: HandoffOutcome) -> &'static str {
+            match outcome {
+                $(HandoffOutcome::$outcome => $label,)*
+            }
+        }
+
+        /// `name` with `outcome="<label>"`, one static key per outcome.
+        fn outcome_key(name: &'static str, outcome: HandoffOutcome) -> &'static metrics::Key {
+            mod keys {
+                $(
+                    #[allow(non_upper_case_globals)]
+                    pub(super) static $outcome: [metrics::Label; 1] =
+                        [metrics::Label::from_static_parts("outcome", $label)];
+                )*
+            }
+            static COMPLETED_KEYS: &[(HandoffOutcome, metrics::Key)] = &[
+                $((HandoffOutcome::$outcome, metrics::Key::from_static_parts(COMPLETED, &keys::$outcome)),)*
+            ];
+            static SECONDS_KEYS: &[(HandoffOutcome, metrics::Key)] = &[
+                $((HandoffOutcome::$outcome, metrics::Key::from_static_parts(HANDOFF_SECONDS, &keys::$outcome)),)*
+            ];
+            let table = if name == COMPLETED { COMPLETED_KEYS } else { SECONDS_KEYS };
+            table
+                .iter()
+                .find(|(o, _)| *o == outcome)
+                .map(|(_, k)| k)
+                .expect("every outcome has its keys")
+        }
+    };
 }
 
-/// Describes the metrics once, when the first one is recorded (so after the app installed
-/// its recorder): exporters show the text as `# HELP`.
+#[cfg(feature = "metrics")]
+outcomes! {
+    Applied => "applied_directly",
+    Confirmed => "confirmed",
+    AlreadyApplied => "already_used",
+    ConfirmationShown => "confirmation_shown",
+    Failed => "failed",
+    Pending => "pending",
+    Expired => "expired",
+    Refused => "refused",
+    GuardUnavailable => "guard_unavailable",
+}
+
+/// What the `counter!` / `histogram!` macros register with: this crate, level INFO.
+#[cfg(feature = "metrics")]
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
 #[cfg(feature = "metrics")]
 fn describe() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -91,7 +130,8 @@ pub(crate) fn handoff_completed<B, E>(config: &Config, answer: &Result<Response<
         Err(_) => Some(HandoffOutcome::Failed),
     };
     if let Some(outcome) = outcome {
-        metrics::counter!(COMPLETED, "outcome" => outcome_label(outcome)).increment(1);
+        let key = outcome_key(COMPLETED, outcome);
+        metrics::with_recorder(|r| r.register_counter(key, &METADATA)).increment(1);
     }
     if let Some(n) = config.replay_guard.occupancy() {
         // A gauge is an f64; counts this large lose nothing below 2^53.
@@ -110,8 +150,8 @@ pub(crate) fn handoff_applied(config: &Config, issued_at: u64, confirmed: bool) 
         HandoffOutcome::Applied
     };
     let seconds = config.now().saturating_sub(issued_at);
-    metrics::histogram!(HANDOFF_SECONDS, "outcome" => outcome_label(outcome))
-        .record(seconds as f64);
+    let key = outcome_key(HANDOFF_SECONDS, outcome);
+    metrics::with_recorder(|r| r.register_histogram(key, &METADATA)).record(seconds as f64);
 }
 
 /// Without the feature: nothing (the clock is not even read).
@@ -140,5 +180,18 @@ mod tests {
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), all.len());
+        // The static keys carry the same names and labels the macros would build.
+        for o in all {
+            for name in [COMPLETED, HANDOFF_SECONDS] {
+                let key = outcome_key(name, o);
+                assert_eq!(key.name(), name);
+                let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+                assert_eq!(labels, [("outcome", outcome_label(o))]);
+                assert_eq!(
+                    *key,
+                    metrics::Key::from_parts(name, &[("outcome", outcome_label(o))])
+                );
+            }
+        }
     }
 }

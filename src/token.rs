@@ -73,6 +73,7 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::Method;
 use rand::RngCore;
 
@@ -130,19 +131,20 @@ pub(crate) struct CapturedChange {
     /// The request method (`POST`).
     pub(crate) method: Method,
     /// Path and query the form was sent to, on the publisher origin.
-    pub(crate) target: String,
+    pub(crate) target: ByteString,
     /// How [`CapturedChange::body`] is encoded.
     pub(crate) encoding: FormEncoding,
     /// The form fields, url-encoded.
     pub(crate) body: Bytes,
     /// Where the user lands when the change has been applied.
-    pub(crate) return_path: String,
+    pub(crate) return_path: ByteString,
 }
 
 /// An opened (authentic, unexpired) handoff token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HandoffToken {
-    /// The id of the key that sealed it.
+    /// The id of the key that sealed it (read by the tests; the completion needs none).
+    #[cfg(test)]
     pub(crate) key_id: String,
     /// Unix seconds when it was minted.
     pub(crate) issued_at: u64,
@@ -152,7 +154,7 @@ pub(crate) struct HandoffToken {
     pub(crate) nonce: [u8; NONCE_LEN],
     /// The publisher origin it was minted for (ASCII serialization, e.g.
     /// `https://shop.example`); completion checks the request names the same publisher.
-    pub(crate) publisher: String,
+    pub(crate) publisher: ByteString,
     /// The change to apply.
     pub(crate) change: CapturedChange,
 }
@@ -328,20 +330,27 @@ impl HandoffToken {
             .take(NONCE_LEN)?
             .try_into()
             .map_err(|_| TokenError::Malformed)?;
-        let publisher = r.str16()?.to_owned();
+        // Strings and the body are slices of the one decrypted buffer: no copy per field.
+        let text = |r: &mut Reader<'_>| {
+            let field = r.take16()?;
+            let at = plain_end - r.0.len() - field.len();
+            ByteString::try_from(raw.slice(at..at + field.len())).map_err(|_| TokenError::Malformed)
+        };
+        let publisher = text(&mut r)?;
         let method_len = usize::from(r.u8()?);
         let method = Method::from_bytes(r.take(method_len)?).map_err(|_| TokenError::Malformed)?;
-        let target = r.str16()?.to_owned();
+        let target = text(&mut r)?;
         let encoding = FormEncoding::from_byte(r.u8()?).ok_or(TokenError::Malformed)?;
         let body_len = usize::from(r.u16()?);
         let body_at = plain_end - r.0.len();
         r.take(body_len)?;
         let body = raw.slice(body_at..body_at + body_len);
-        let return_path = r.str16()?.to_owned();
+        let return_path = text(&mut r)?;
         if !r.0.is_empty() {
             return Err(TokenError::Malformed);
         }
         Ok(HandoffToken {
+            #[cfg(test)]
             key_id: key.id.to_string(),
             issued_at,
             expires_at,
@@ -508,10 +517,10 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(a))
     }
-    /// A `u16`-length-prefixed UTF-8 field, borrowed from the plaintext.
-    fn str16(&mut self) -> Result<&'a str, TokenError> {
+    /// A `u16`-length-prefixed field, borrowed from the plaintext.
+    fn take16(&mut self) -> Result<&'a [u8], TokenError> {
         let n = usize::from(self.u16()?);
-        std::str::from_utf8(self.take(n)?).map_err(|_| TokenError::Malformed)
+        self.take(n)
     }
 }
 

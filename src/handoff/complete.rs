@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, ORIGIN, REFERER, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -16,7 +17,7 @@ use crate::config::{Config, Publisher, SessionMode};
 use crate::form;
 use crate::reject::{reasons, Rejection};
 use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
-use crate::return_path::validate_return_path;
+use crate::return_path::{validate_return_path, validate_return_path_cow};
 use crate::session::{read_cookie, AmpSession, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
@@ -446,9 +447,7 @@ fn replay_headers(
         }
     }
     // The change is verified to come from the publisher's page, now in first-party context.
-    if let Ok(o) = HeaderValue::from_str(&publisher.origin) {
-        h.insert(ORIGIN, o);
-    }
+    h.insert(ORIGIN, publisher.origin_value.clone());
     // And addressed to the publisher, whatever `Host` a proxy forwarded: an inner
     // `CsrfLayer` compares `Origin` with `Host`.
     if let Some(host) = host {
@@ -586,8 +585,13 @@ fn check(
     // not written by this mint as configured: a minter bug, a leaked key, or instances
     // that disagree on the handoff path. Refused before the replay guard, so nothing is
     // half done; the page links to `/`, never to the bad path.
-    let return_path = validate_return_path(&change.return_path, &publisher.url)
-        .ok()
+    let return_path =
+        match validate_return_path_cow(Cow::Borrowed(&change.return_path), &publisher.url) {
+            // In normal form already (the mint wrote it so): the token's own bytes.
+            Ok(Cow::Borrowed(_)) => Some(change.return_path.clone()),
+            Ok(Cow::Owned(p)) => Some(ByteString::from(p)),
+            Err(_) => None,
+        }
         .filter(|p| !config.is_layer_path(p))
         .ok_or(Refusal::from(reasons::HANDOFF_RETURN_PATH))?;
     // Minted for another publisher origin of this layer: never applied here.
@@ -597,11 +601,12 @@ fn check(
     let target = &change.target;
     let uri = Some(target)
         .filter(|t| t.starts_with('/') && !t.starts_with("//") && !config.is_layer_path(t))
-        .and_then(|t| t.parse::<Uri>().ok());
+        // The token's own bytes become the URI: parsed, not copied.
+        .and_then(|t| Uri::from_maybe_shared(t.as_bytes().clone()).ok());
     let Some(uri) = uri else {
         return Err(Refusal {
             rejection: reasons::HANDOFF_TARGET,
-            back: return_path,
+            back: return_path.to_string(),
         });
     };
     let session = match config.session_mode {
