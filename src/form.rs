@@ -92,8 +92,100 @@ pub(crate) async fn capture(
         FormKind::Empty if body.is_empty() => Ok((FormEncoding::Empty, Captured::Sent(body))),
         FormKind::Empty => Err(reasons::UNSUPPORTED_FORM),
         FormKind::UrlEncoded => Ok((FormEncoding::UrlEncoded, Captured::Sent(body))),
-        FormKind::Multipart { boundary } => capture_multer(boundary, body).await,
+        FormKind::Multipart { boundary } => match capture_browser(&boundary, &body) {
+            Some(fields) => Ok((FormEncoding::Multipart, Captured::Encoded(fields))),
+            None => capture_multer(boundary, body).await,
+        },
     }
+}
+
+/// Longest boundary the fast path reads (RFC 2046's limit); its delimiter is built on the
+/// stack.
+const MAX_FAST_BOUNDARY: usize = 70;
+
+/// The text fields of a multipart body as browsers send it, read in place without a MIME
+/// parse (multer's streaming machinery costs several times the rest of the mint for a body
+/// that is already in memory). `None` for anything else, which goes to [`capture_multer`]
+/// (and so does every error).
+///
+/// It answers only for this shape: `--BOUNDARY`, then parts of exactly
+/// `\r\nContent-Disposition: form-data; name="NAME"\r\n\r\nVALUE\r\n--BOUNDARY`, then `--`
+/// and any epilogue; at most [`MAX_FIELDS`] parts; a BOUNDARY of 1 to 70 bytes without CR.
+/// NAME is UTF-8 of printable bytes without `"`, `\`, `%` (multer's quoting, its escapes,
+/// the percent-encoding its docs mention) and without `filename` (which multer's own search
+/// would take for a parameter even inside the quotes); VALUE is UTF-8 and ends at the
+/// first `\r\n--BOUNDARY`.
+///
+/// Why that is multer 3's reading: it skips a preamble up to the first `--BOUNDARY` (here
+/// there is none), ends the body at a `--` right after a delimiter without reading on (so
+/// any epilogue is ignored), otherwise wants optional padding and CRLF (here CRLF exactly),
+/// takes the headers up to the first blank line (the one after NAME, which has no CR),
+/// takes the first `name` after a space or `;` (the fixed header's), and ends a value at
+/// the first `\r\n--BOUNDARY`, as here. The header passes httparse and `HeaderValue` (no
+/// control bytes), has no `filename` parameter for [`has_filename_param`] or multer, and
+/// the fields are encoded with the same [`put_encoded`]. Held equal to `capture_multer` by
+/// `fast_multipart_agrees_with_multer` and the rows of `browser_multipart_table`.
+fn capture_browser(boundary: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let boundary = boundary.as_bytes();
+    // No CR in the boundary (browsers' are letters, digits and dashes): the delimiter's
+    // only CR is its first byte, so a value ends at a CR where the delimiter starts, and a
+    // body dense in CRs costs one short compare per CR.
+    if boundary.is_empty() || boundary.len() > MAX_FAST_BOUNDARY || boundary.contains(&b'\r') {
+        return None;
+    }
+    // What ends a value: CRLF, `--`, the boundary.
+    let mut delimiter = [0; MAX_FAST_BOUNDARY + 4];
+    delimiter[..4].copy_from_slice(b"\r\n--");
+    delimiter[4..4 + boundary.len()].copy_from_slice(boundary);
+    let delimiter = &delimiter[..4 + boundary.len()];
+    // The first delimiter, as multer's `memmem::find` finds it (a `memmem::Finder` costs
+    // more to build than this search for a body of a few fields).
+    let value_end = |rest: &[u8]| {
+        memchr::memchr_iter(b'\r', rest).find(|&at| rest[at..].starts_with(delimiter))
+    };
+
+    let mut rest = body.strip_prefix(b"--")?.strip_prefix(boundary)?;
+    // The fields re-encoded are shorter than their multipart framing unless mostly non-ASCII.
+    let mut out = Vec::with_capacity(body.len());
+    let mut count = 0;
+    loop {
+        if rest.starts_with(b"--") {
+            return Some(out);
+        }
+        // BEFORE_NAME starts with the CRLF that ends the delimiter line.
+        rest = rest.strip_prefix(BEFORE_NAME)?;
+        let quote = memchr::memchr(b'"', rest)?;
+        let name = &rest[..quote];
+        if !plain_name(name) {
+            return None;
+        }
+        rest = rest[quote..].strip_prefix(AFTER_NAME)?;
+        let end = value_end(rest)?;
+        let value = &rest[..end];
+        std::str::from_utf8(value).ok()?;
+        count += 1;
+        if count > MAX_FIELDS {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        put_encoded(&mut out, name);
+        out.push(b'=');
+        put_encoded(&mut out, value);
+        // Past the delimiter: then `--` (the close) or the next part's CRLF.
+        rest = &rest[end + delimiter.len()..];
+    }
+}
+
+/// A field name the fast path may read as multer does: UTF-8, no control bytes (httparse
+/// and `HeaderValue` refuse some), no `"`, `\`, `%` (quoting, escapes, percent-encoding), no
+/// `filename` (multer searches the whole header value for it, quotes or not).
+fn plain_name(name: &[u8]) -> bool {
+    name.iter()
+        .all(|&b| matches!(b, b' '..=b'~' | 0x80..=0xff) && !matches!(b, b'"' | b'\\' | b'%'))
+        && std::str::from_utf8(name).is_ok()
+        && memchr::memmem::find(name, b"filename").is_none()
 }
 
 /// Reads the text fields of a multipart body with `multer`; files and non-UTF-8 values are
@@ -819,5 +911,478 @@ mod tests {
             let want = capture_by_serializer("b", &body).map(|v| (FormEncoding::Multipart, v));
             proptest::prop_assert_eq!(got, want);
         }
+    }
+
+    // The browser-shape fast path of multipart capture, against `capture_multer`.
+
+    /// `capture_multer`'s answer, bytes read out.
+    fn by_multer(boundary: &str, body: &[u8]) -> Result<Vec<u8>, Rejection> {
+        block(capture_multer(
+            boundary.into(),
+            Bytes::copy_from_slice(body),
+        ))
+        .map(|(enc, c)| {
+            assert_eq!(enc, FormEncoding::Multipart);
+            c.to_vec()
+        })
+    }
+
+    /// A body of text parts in the browsers' framing, closed by `--BOUNDARY--\r\n`.
+    fn browser_body(boundary: &str, parts: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, value) in parts {
+            body.extend_from_slice(b"--");
+            body.extend_from_slice(boundary.as_bytes());
+            body.extend_from_slice(BEFORE_NAME);
+            body.extend_from_slice(name);
+            body.extend_from_slice(AFTER_NAME);
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--");
+        body.extend_from_slice(boundary.as_bytes());
+        body.extend_from_slice(b"--\r\n");
+        body
+    }
+
+    #[test]
+    fn browser_multipart_table() {
+        const TWO: &str = "product_id=3&note=%C3%A4+%26+%3D";
+        let two = browser_body("b", &[(b"product_id", b"3"), (b"note", "ä & =".as_bytes())]);
+        let two = String::from_utf8(two).unwrap();
+        let one = |value: &str| {
+            format!("--b\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\n{value}\r\n--b--\r\n")
+        };
+        let named = |name: &str| {
+            format!("--b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\nv\r\n--b--\r\n")
+        };
+        let fields = |n: usize| {
+            let parts = vec![(b"a".as_slice(), b"1".as_slice()); n];
+            String::from_utf8(browser_body("b", &parts)).unwrap()
+        };
+        let most = ["a=1"; MAX_FIELDS].join("&");
+        // (what, body, fast path answers?, what `capture` answers); where the fast path
+        // answers, it answers that.
+        #[rustfmt::skip]
+        let rows: Vec<(&str, String, bool, Result<&str, Rejection>)> = vec![
+            ("two fields", two.clone(), true, Ok(TWO)),
+            ("no fields", "--b--\r\n".into(), true, Ok("")),
+            ("no CRLF after the close", two.trim_end().into(), true, Ok(TWO)),
+            ("epilogue: multer reads nothing past the close", format!("{two}junk\r\n--b\r\n"), true, Ok(TWO)),
+            ("empty name and value", one("").replace("\"n\"", "\"\""), true, Ok("=")),
+            ("reserved and non-ASCII name", named("a&b=c+d ä"), true, Ok("a%26b%3Dc%2Bd+%C3%A4=v")),
+            ("`;` and `name=` in a name", named("x; name=y"), true, Ok("x%3B+name%3Dy=v")),
+            ("CRLF, quotes, `%` in a value", one("a\r\nb \"q\" 100%"), true, Ok("n=a%0D%0Ab+%22q%22+100%25")),
+            ("boundary text, no CRLF before it", one("--b--b\r\n-b\r\n--"), true, Ok("n=--b--b%0D%0A-b%0D%0A--")),
+            ("the most fields", fields(MAX_FIELDS), true, Ok(&most)),
+            // Left to multer, which accepts them.
+            ("preamble", format!("preamble\r\n{two}"), false, Ok(TWO)),
+            ("padding after a boundary", two.replacen("--b\r\n", "--b \t\r\n", 1), false, Ok(TWO)),
+            ("another part header", two.replacen("\"\r\n\r\n", "\"\r\nContent-Type: text/plain\r\n\r\n", 1), false, Ok(TWO)),
+            ("spaces around `=`", two.replacen("name=", "name = ", 1), false, Ok(TWO)),
+            ("unquoted name", one("v").replace("\"n\"", "n"), false, Ok("n=v")),
+            ("`\"` escaped as browsers do", named("a%22b"), false, Ok("a%2522b=v")),
+            ("quoted-pair in a name", named(r#"a\"b"#), false, Ok("a%22b=v")),
+            ("backslash in a name", named(r"a\b"), false, Ok("a%5Cb=v")),
+            ("tab in a name", named("a\tb"), false, Ok("a%09b=v")),
+            ("`filename` in a name, after a letter", named("afilename=x"), false, Ok("afilename%3Dx=v")),
+            // Left to multer, which refuses them.
+            ("`filename` in a name, after a space", named("a filename=x"), false, Err(reasons::FILE_PART)),
+            ("a file", two.replacen("\"\r\n\r\n", "\"; filename=\"a.txt\"\r\n\r\n", 1), false, Err(reasons::FILE_PART)),
+            ("uppercase `Name=`", two.replacen("name=", "Name=", 1), false, Err(reasons::BAD_MULTIPART)),
+            ("LF-only lines", two.replace("\r\n", "\n"), false, Err(reasons::BAD_MULTIPART)),
+            ("no close", two.replace("--b--\r\n", ""), false, Err(reasons::BAD_MULTIPART)),
+            ("half a close", two.replace("--b--\r\n", "--b-"), false, Err(reasons::BAD_MULTIPART)),
+            ("delimiter in a value, then junk", one("x\r\n--bjunk"), false, Err(reasons::BAD_MULTIPART)),
+            ("one field too many", fields(MAX_FIELDS + 1), false, Err(reasons::BODY_TOO_LARGE)),
+        ];
+        for (what, body, fast, want) in rows {
+            let want = want.map(|w| w.as_bytes().to_vec());
+            let got = capture_browser("b", body.as_bytes());
+            assert_eq!(got.is_some(), fast, "{what}");
+            if let Some(got) = got {
+                assert_eq!(Ok(got), want, "{what}");
+            }
+            assert_eq!(by_multer("b", body.as_bytes()), want, "{what}");
+            let kind = FormKind::Multipart {
+                boundary: "b".into(),
+            };
+            let captured = block(capture(kind, Bytes::from(body))).map(|(_, c)| c.to_vec());
+            assert_eq!(captured, want, "{what}");
+        }
+        // Boundaries it does not read: a CR in one, longer than RFC 2046's 70 bytes.
+        let long = "b".repeat(MAX_FAST_BOUNDARY + 1);
+        for boundary in ["a\rb", &long] {
+            let body = browser_body(boundary, &[(b"a", b"1")]);
+            assert_eq!(capture_browser(boundary, &body), None, "{boundary:?}");
+            assert_eq!(
+                by_multer(boundary, &body),
+                Ok(b"a=1".to_vec()),
+                "{boundary:?}"
+            );
+        }
+        // A value that is not UTF-8, and a name that is not: multer refuses them.
+        for body in [
+            b"--b\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\n\xe4\r\n--b--\r\n"
+                .as_slice(),
+            b"--b\r\nContent-Disposition: form-data; name=\"\xe4\"\r\n\r\nv\r\n--b--\r\n",
+        ] {
+            assert_eq!(capture_browser("b", body), None);
+            assert_eq!(by_multer("b", body), Err(reasons::BAD_MULTIPART));
+        }
+    }
+
+    /// Name pieces browsers send (the form's own names: ASCII, reserved, non-ASCII).
+    const BROWSER_NAME_PIECES: &[&str] = &[
+        "a",
+        "product_id",
+        "qty",
+        "&",
+        "=",
+        "+",
+        " ",
+        "ä",
+        "…",
+        "日本",
+        "😀",
+        "-",
+        "_",
+        ".",
+        "*",
+        "~",
+        "[]",
+        "name",
+        "form-data",
+        ";",
+        "'",
+        "<>",
+        "#",
+        "/",
+        "--b",
+    ];
+    /// Name pieces the fast path leaves to multer: quoting, escapes, controls, `filename`.
+    const ODD_NAME_PIECES: &[&[u8]] = &[
+        b"\"",
+        b"%22",
+        b"%",
+        b"\\",
+        b"\t",
+        b"\x7f",
+        b"\x01",
+        b"\r",
+        b"\n",
+        b"\xff",
+        b"filename",
+        b" filename=x",
+        b";filename",
+    ];
+    /// Value pieces: anything a text input holds (CRLF as browsers normalise line breaks).
+    const VALUE_PIECES: &[&str] = &[
+        "3",
+        "abc",
+        " ",
+        "&",
+        "=",
+        "+",
+        "%",
+        "%22",
+        "%0D%0A",
+        "ä",
+        "…",
+        "😀",
+        "\"",
+        "'",
+        "\\",
+        "\r\n",
+        "\n",
+        "\r",
+        "\t",
+        "--",
+        "-",
+        "\r\n-",
+        "\r\n\r\n",
+        "name=\"x\"",
+        "Content-Disposition: form-data; name=\"y\"",
+    ];
+
+    /// A value piece made from the boundary: look-alikes, and the delimiter itself.
+    #[derive(Debug, Clone)]
+    enum Piece {
+        Text(&'static [u8]),
+        /// `--BOUNDARY`, no CRLF before it.
+        Dashed,
+        /// `\r\n--` and the boundary but its last byte.
+        ShortDelimiter,
+        /// The boundary alone.
+        Bare,
+        /// `\r\n--BOUNDARY`: the value ends there.
+        Delimiter,
+    }
+
+    /// A change that takes a browser body off its shape (or, for `Epilogue`, keeps it).
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        None,
+        Epilogue(&'static str),
+        Replace(proptest::sample::Index, u8),
+        Insert(proptest::sample::Index, &'static str),
+        Remove(proptest::sample::Index, usize),
+        Truncate(proptest::sample::Index),
+        /// The n-th occurrence of the first string becomes the second.
+        Edit(proptest::sample::Index, &'static str, &'static str),
+        Preamble(&'static str),
+        /// The close `--BOUNDARY--\r\n` becomes this (BOUNDARY spelled `B`).
+        Close(&'static str),
+        /// Read with another boundary than the body's: shorter, longer, other.
+        OtherBoundary(u8),
+    }
+
+    fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
+        use proptest::prelude::*;
+        use proptest::sample::select;
+        let index = any::<proptest::sample::Index>;
+        prop_oneof![
+            30 => Just(Mutation::None),
+            10 => select(vec!["", "\r\n", "\r\n\r\nepilogue", "garbage", " ", "--B\r\n", "\r\n--B--"])
+                .prop_map(Mutation::Epilogue),
+            2 => (index(), prop_oneof![select(b"\r\n-\" \\;=Nnbx".to_vec()), any::<u8>()])
+                .prop_map(|(i, b)| Mutation::Replace(i, b)),
+            2 => (index(), select(vec![
+                "\r\n", "\n", "\r", " ", "\t", "-", "--", "\"", "\\", ";", "\r\n\r\n",
+                "Content-Type: text/plain\r\n", "; filename=\"a.txt\"", "\u{7f}",
+            ])).prop_map(|(i, s)| Mutation::Insert(i, s)),
+            1 => (index(), 1..4usize).prop_map(|(i, n)| Mutation::Remove(i, n)),
+            1 => index().prop_map(Mutation::Truncate),
+            4 => (index(), select(vec![
+                ("\"\r\n\r\n", "\"\r\nContent-Type: text/plain\r\n\r\n"),
+                ("\"\r\n\r\n", "\"\r\ncontent-disposition: form-data; name=\"z\"\r\n\r\n"),
+                ("\"\r\n\r\n", "\"; filename=\"a.txt\"\r\n\r\n"),
+                ("\"\r\n\r\n", "\"; filename\r\n\r\n"),
+                ("\"\r\n\r\n", "\"; FILENAME*=UTF-8''a\r\n\r\n"),
+                ("\"\r\n\r\n", "\" \r\n\r\n"),
+                ("\"\r\n\r\n", "\";\r\n\r\n"),
+                ("\r\n", "\n"),
+                ("\r\n\r\n", "\n\n"),
+                ("name=", "Name="),
+                ("name=", "NAME="),
+                ("name=", "name ="),
+                ("name=", "name= "),
+                ("name=\"", "name="),
+                ("form-data; ", "form-data;"),
+                ("form-data; ", "form-data;  "),
+                ("Content-Disposition: ", "content-disposition: "),
+                ("Content-Disposition: ", "Content-Disposition:"),
+                ("Content-Disposition", "Content-Type"),
+                ("form-data", "attachment"),
+            ])).prop_map(|(i, (from, to))| Mutation::Edit(i, from, to)),
+            1 => select(vec!["preamble\r\n", "\r\n", " ", "x", "-"]).prop_map(Mutation::Preamble),
+            2 => select(vec!["", "--B--", "--B", "--B-", "--B-\r\n", "--B \r\n", "--B\r\n", "--B--\r\n--B--\r\n", "\r\n--B--\r\n"])
+                .prop_map(Mutation::Close),
+            1 => (0..3u8).prop_map(Mutation::OtherBoundary),
+        ]
+    }
+
+    /// A browser body and its mutation; `browser` when the result is browser-shaped (nothing
+    /// odd in names, UTF-8 values without the delimiter, no mutation but an epilogue).
+    #[derive(Debug, Clone)]
+    struct Case {
+        /// The boundary it is read with (the body's, but for `OtherBoundary`).
+        read_with: String,
+        /// `Bytes` for its escaped `Debug`.
+        body: Bytes,
+        browser: bool,
+    }
+
+    fn multipart_case() -> impl proptest::strategy::Strategy<Value = Case> {
+        use proptest::prelude::*;
+        use proptest::sample::select;
+        let boundary = prop_oneof![
+            3 => select(vec![
+                "b",
+                "----WebKitFormBoundaryAbC123xyz0123",
+                "----geckoformboundary3f8a9c0e1b2d",
+                "---------------------------1234567890",
+                "amp-handoff-abababababababababababababababab",
+            ]).prop_map(str::to_owned),
+            1 => "[A-Za-z0-9'()+_,./:=? -]{1,70}",
+        ];
+        // (piece, odd?)
+        // A part's name pieces (piece, odd?) and value pieces; `odd` mixes in what a browser
+        // does not send.
+        let part = |odd: bool| {
+            let odd = u32::from(odd);
+            let name_piece = prop_oneof![
+                12 => select(BROWSER_NAME_PIECES).prop_map(|p| (p.as_bytes(), false)),
+                odd => select(ODD_NAME_PIECES).prop_map(|p| (p, true)),
+            ];
+            let value_piece = prop_oneof![
+                12 => select(VALUE_PIECES).prop_map(|p| Piece::Text(p.as_bytes())),
+                2 => select(vec![Piece::Dashed, Piece::ShortDelimiter, Piece::Bare]),
+                odd => select(vec![b"\xff".as_slice(), b"\xc3", b"\xed\xa0\x80"]).prop_map(Piece::Text),
+                odd => Just(Piece::Delimiter),
+            ];
+            (
+                prop::collection::vec(name_piece, 0..5),
+                prop::collection::vec(value_piece, 0..7),
+            )
+        };
+        let parts = prop_oneof![
+            4 => prop::collection::vec(part(false), 0..6),
+            1 => prop::collection::vec(part(true), 0..6),
+        ];
+        (boundary, parts, mutation()).prop_map(|(b, parts, m)| {
+            let delimiter = format!("\r\n--{b}");
+            let mut browser = true;
+            let parts: Vec<(Vec<u8>, Vec<u8>)> = parts
+                .into_iter()
+                .map(|(name, value)| {
+                    browser &= name.iter().all(|(_, odd)| !odd);
+                    let name: Vec<u8> = name.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+                    let value: Vec<u8> = value
+                        .iter()
+                        .flat_map(|p| match p {
+                            Piece::Text(t) => t.to_vec(),
+                            Piece::Dashed => format!("--{b}").into_bytes(),
+                            Piece::ShortDelimiter => {
+                                delimiter.as_bytes()[..delimiter.len() - 1].to_vec()
+                            }
+                            Piece::Bare => b.clone().into_bytes(),
+                            Piece::Delimiter => delimiter.clone().into_bytes(),
+                        })
+                        .collect();
+                    browser &= std::str::from_utf8(&value).is_ok()
+                        && memchr::memmem::find(&value, delimiter.as_bytes()).is_none();
+                    (name, value)
+                })
+                .collect();
+            let refs: Vec<(&[u8], &[u8])> = parts
+                .iter()
+                .map(|(n, v)| (n.as_slice(), v.as_slice()))
+                .collect();
+            let mut body = browser_body(&b, &refs);
+            let mut read_with = b.clone();
+            let at = |i: &proptest::sample::Index, len: usize| i.index(len.max(1)).min(len);
+            match m {
+                Mutation::None => {}
+                Mutation::Epilogue(e) => body.extend_from_slice(e.replace('B', &b).as_bytes()),
+                Mutation::Replace(i, byte) => {
+                    browser = false;
+                    let k = at(&i, body.len());
+                    if k < body.len() {
+                        body[k] = byte;
+                    }
+                }
+                Mutation::Insert(i, s) => {
+                    browser = false;
+                    let k = at(&i, body.len());
+                    body.splice(k..k, s.bytes());
+                }
+                Mutation::Remove(i, n) => {
+                    browser = false;
+                    let k = at(&i, body.len());
+                    body.drain(k..(k + n).min(body.len()));
+                }
+                Mutation::Truncate(i) => {
+                    browser = false;
+                    body.truncate(at(&i, body.len()));
+                }
+                Mutation::Edit(i, from, to) => {
+                    let found: Vec<usize> =
+                        memchr::memmem::find_iter(&body, from.as_bytes()).collect();
+                    if !found.is_empty() {
+                        browser = false;
+                        let k = found[i.index(found.len())];
+                        body.splice(k..k + from.len(), to.bytes());
+                    }
+                }
+                Mutation::Preamble(p) => {
+                    browser = false;
+                    body.splice(0..0, p.bytes());
+                }
+                Mutation::Close(c) => {
+                    browser = false;
+                    let close = format!("--{b}--\r\n");
+                    body.truncate(body.len() - close.len());
+                    body.extend_from_slice(c.replace('B', &b).as_bytes());
+                }
+                Mutation::OtherBoundary(k) => {
+                    browser = false;
+                    read_with = match k {
+                        0 => b[..b.len() - 1].to_owned(),
+                        1 => format!("{b}x"),
+                        _ => "other".to_owned(),
+                    };
+                    if read_with.is_empty() {
+                        read_with = "-".to_owned();
+                    }
+                }
+            }
+            Case {
+                read_with,
+                body: Bytes::from(body),
+                browser,
+            }
+        })
+    }
+
+    /// Where the fast path answers, multer answers the same fields, byte for byte; `capture`
+    /// (fast path, then multer) answers what multer alone answers, errors included; and every
+    /// browser-shaped body takes the fast path, which most cases are.
+    #[test]
+    fn fast_multipart_agrees_with_multer() {
+        use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+        let mut config = cases(20_000);
+        config.failure_persistence = None;
+        let total = config.cases;
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        // (browser-shaped, fast path answered, multer Ok but left to it, multer Err)
+        let counts: [AtomicU32; 4] = Default::default();
+        let result = runner.run(&multipart_case(), |case| {
+            let fast = capture_browser(&case.read_with, &case.body);
+            let multer = by_multer(&case.read_with, &case.body);
+            if let Some(fields) = &fast {
+                proptest::prop_assert_eq!(&multer, &Ok(fields.clone()), "{:?}", case);
+            }
+            let kind = FormKind::Multipart {
+                boundary: case.read_with.clone(),
+            };
+            let captured = block(capture(kind, case.body.clone()));
+            proptest::prop_assert_eq!(captured.map(|(_, c)| c.to_vec()), multer.clone());
+            if case.browser {
+                proptest::prop_assert!(
+                    fast.is_some(),
+                    "browser-shaped, left to multer: {:?}",
+                    case
+                );
+            }
+            let tally = [
+                case.browser,
+                fast.is_some(),
+                fast.is_none() && multer.is_ok(),
+                multer.is_err(),
+            ];
+            for (count, hit) in counts.iter().zip(tally) {
+                count.fetch_add(u32::from(hit), Relaxed);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        let [browser, fast, left_ok, refused] = counts.map(AtomicU32::into_inner);
+        eprintln!(
+            "{total} cases: {browser} browser-shaped, {fast} answered by the fast path, \
+             {left_ok} accepted by multer only, {refused} refused by multer"
+        );
+        // Not vacuous: the fast path answers most cases, and the near misses reach multer's
+        // acceptances and its refusals.
+        assert!(
+            browser * 5 >= total * 2,
+            "{browser} of {total} browser-shaped"
+        );
+        assert!(
+            left_ok * 50 >= total && refused * 10 >= total,
+            "{left_ok} / {refused}"
+        );
     }
 }
