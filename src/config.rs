@@ -966,6 +966,13 @@ pub(crate) struct Publisher {
     pub(crate) origin: Box<str>,
     /// [`Publisher::origin`] as a header value, shared by every replayed request's `Origin`.
     pub(crate) origin_value: http::HeaderValue,
+    /// [`Publisher::origin`] as amp-form writes it in `__amp_source_origin`
+    /// (`encodeURIComponent`: `https%3A%2F%2Fshop.example`), for the exact comparison that
+    /// answers before any decoding.
+    pub(crate) source_origin: Box<str>,
+    /// The mint's JSON answer with the token left out, and where the token goes: written at
+    /// the first mint (`handoff::mint`), then copied around each token.
+    pub(crate) mint_answer: std::sync::OnceLock<(Box<[u8]>, usize)>,
     /// The origin as a URL, for resolving return paths.
     pub(crate) url: url::Url,
     /// Host without port, for the cache subdomain.
@@ -1000,9 +1007,23 @@ fn parse_publisher(text: &str) -> Result<Publisher, ConfigError> {
     };
     let origin_value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(origin.clone()))
         .map_err(|_| bad())?;
+    // encodeURIComponent leaves letters, digits and `-_.!~*'()` as they are.
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')');
+    let source_origin = percent_encoding::utf8_percent_encode(&origin, COMPONENT).to_string();
     Ok(Publisher {
         origin: origin.into(),
         origin_value,
+        source_origin: source_origin.into(),
+        mint_answer: std::sync::OnceLock::new(),
         url,
         host,
         authority,

@@ -94,7 +94,9 @@ pub(crate) async fn capture(
         FormKind::UrlEncoded => Ok((FormEncoding::UrlEncoded, Captured::Sent(body))),
         FormKind::Multipart { boundary } => match capture_browser(&boundary, &body) {
             Some(fields) => Ok((FormEncoding::Multipart, Captured::Encoded(fields))),
-            None => capture_multer(boundary, body).await,
+            // Boxed: multer's state is large, and every mint's future would otherwise carry
+            // room for it (moved and allocated with it) for the rare body that needs it.
+            None => Box::pin(capture_multer(boundary, body)).await,
         },
     }
 }

@@ -34,11 +34,13 @@ pub(crate) fn strip(
         return Ok(None);
     };
     let allowed = |value: &str| {
-        config
-            .allowlist
-            .publishers
-            .iter()
-            .any(|p| decodes_to(value, p.as_bytes(), false))
+        // As amp-form spells it, first: equal bytes decode to the same origin.
+        config.publishers.iter().any(|p| *p.source_origin == *value)
+            || config
+                .allowlist
+                .publishers
+                .iter()
+                .any(|p| decodes_to(value, p.as_bytes(), false))
             || classified
                 .email_sender
                 .as_ref()
@@ -319,6 +321,36 @@ mod tests {
                 .map(|u| u.map(|u| u.to_string()))
                 .map_err(|_| ());
             prop_assert_eq!(got, strip_by_decoding("/cart/add", &query, &["https://shop.example"]));
+        }
+    }
+
+    #[test]
+    fn each_publisher_spelled_as_amp_form_spells_it() {
+        // (publisher origin, its `__amp_source_origin` as amp-form writes it)
+        let rows = [
+            ("https://shop.example", "https%3A%2F%2Fshop.example"),
+            (
+                "http://shop.localhost:8080",
+                "http%3A%2F%2Fshop.localhost%3A8080",
+            ),
+            ("https://shöp.example", "https%3A%2F%2Fxn--shp-sna.example"),
+        ];
+        for (origin, encoded) in rows {
+            let config = crate::AmpSessionLayer::builder()
+                .publisher_origin(origin)
+                .keyring(
+                    crate::Keyring::builder()
+                        .signing("k1", [7u8; 32])
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+                .config;
+            let p = &config.publishers[0];
+            assert_eq!(&*p.source_origin, encoded, "{origin}");
+            // The exact match answers only what decoding answers.
+            assert!(decodes_to(&p.source_origin, p.origin.as_bytes(), false));
         }
     }
 }

@@ -12,7 +12,7 @@ use rand::RngCore;
 
 use crate::body::ResponseBody;
 use crate::classify::Classified;
-use crate::config::{Config, ReturnTo};
+use crate::config::{Config, Publisher, ReturnTo};
 use crate::cors;
 use crate::form::{self, FormKind};
 use crate::reject::{reasons, Rejection};
@@ -127,7 +127,7 @@ where
     // happening (the change continues on the origin), never that it is done, and carries the
     // handoff URL for a link, for when the browser refuses the navigation.
     let token_at = prefix.iter().map(|p| p.len()).sum();
-    let answer = answer_json(&publisher.origin, &publisher.host, &url, token_at);
+    let answer = answer_around(publisher, &url, token_at);
     let location =
         HeaderValue::from_maybe_shared(Bytes::from(url)).map_err(|_| reasons::BODY_TOO_LARGE)?;
     tracing::debug!(
@@ -192,7 +192,7 @@ const ANSWER_HEADERS: usize = 7;
 /// `handoff_url[token_at..]` is the token, base64url (`A-Z a-z 0-9 - _`), which JSON never
 /// escapes: only the origin, the host and the URL up to the token are looked at.
 fn answer_json(origin: &str, host: &str, handoff_url: &str, token_at: usize) -> Vec<u8> {
-    const HEAD: &str = r#"{"handoff":true,"handoff_url":"#;
+    const HEAD: &str = ANSWER_HEAD;
     const MESSAGE: &str = ",\"message\":";
     const CONTINUING: &str = "Continuing on ";
     const ORIGIN: &str = ",\"origin\":";
@@ -239,6 +239,27 @@ fn answer_json(origin: &str, host: &str, handoff_url: &str, token_at: usize) -> 
     out.push(b'}');
     out
 }
+
+/// [`answer_json`] for `handoff_url`, from the publisher's answer without its token (made
+/// once): the token, base64url, is copied in as it is, never escaped.
+fn answer_around(publisher: &Publisher, handoff_url: &str, token_at: usize) -> Vec<u8> {
+    let (prefix, token) = handoff_url.split_at(token_at);
+    let (template, at) = publisher.mint_answer.get_or_init(|| {
+        let template = answer_json(&publisher.origin, &publisher.host, prefix, prefix.len());
+        // The URL's string ends just before its closing quote, the first `"` after the
+        // opening one that is not escaped: where `serde_json` writes the prefix, escaped.
+        let at = ANSWER_HEAD.len() + serde_json::to_string(prefix).map_or(0, |s| s.len()) - 1;
+        (template.into_boxed_slice(), at)
+    });
+    let mut out = Vec::with_capacity(template.len() + token.len());
+    out.extend_from_slice(&template[..*at]);
+    out.extend_from_slice(token.as_bytes());
+    out.extend_from_slice(&template[*at..]);
+    out
+}
+
+/// `answer_json`'s first bytes, up to the handoff URL's opening quote.
+const ANSWER_HEAD: &str = r#"{"handoff":true,"handoff_url":"#;
 
 /// Whether `serde_json` would escape anything in `s`: a quote, a backslash, a control byte.
 fn needs_json_escape(s: &str) -> bool {
@@ -630,6 +651,24 @@ mod tests {
                 answers.then_some(path),
                 "{referer}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The answer copied around the token is the answer written in full.
+        #[test]
+        fn answer_around_the_token_is_the_whole_answer(token in "[A-Za-z0-9_-]{0,600}", which in 0usize..2) {
+            let config = &configs()[which];
+            for publisher in &config.publishers {
+                let prefix = format!("{}{}?{TOKEN_PARAM}=", publisher.origin, config.handoff_path);
+                let url = format!("{prefix}{token}");
+                proptest::prop_assert_eq!(
+                    answer_around(publisher, &url, prefix.len()),
+                    answer_json(&publisher.origin, &publisher.host, &url, prefix.len())
+                );
+            }
         }
     }
 }
