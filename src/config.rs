@@ -16,7 +16,7 @@ use crate::email::EmailSenders;
 use crate::keyring::{KeyError, Keyring, KeyringBuilder};
 use crate::near_miss::NearMisses;
 use crate::replay::{unix, MemoryReplayGuard, ReplayGuard};
-use crate::return_path::validate_return_path;
+use crate::return_path::{is_plain_origin, validate_return_path};
 
 /// Where the user lands on the origin once a handoff has applied its change.
 ///
@@ -833,6 +833,12 @@ impl ConfigBuilder {
             self.cookie_domain.as_deref(),
         );
         Ok(Config {
+            plain_caches: allowlist
+                .caches
+                .iter()
+                .filter(|(o, _)| is_plain_origin(o))
+                .cloned()
+                .collect(),
             allowlist,
             publishers,
             caches: self.caches,
@@ -1051,6 +1057,9 @@ fn is_cookie_token(name: &str) -> bool {
 /// The checked configuration shared by the layer, its services and the handoff service.
 pub(crate) struct Config {
     pub(crate) allowlist: Allowlist,
+    /// The cache origins (with their publisher) that URL parsing leaves as they are
+    /// ([`is_plain_origin`]): a `Referer` that starts with one is from it, without a parse.
+    pub(crate) plain_caches: Vec<(Box<str>, usize)>,
     pub(crate) publishers: Vec<Publisher>,
     pub(crate) caches: Vec<CacheDomain>,
     pub(crate) keyring: Keyring,

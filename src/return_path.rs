@@ -569,6 +569,36 @@ impl<'a> PlainReferer<'a> {
     }
 }
 
+/// An http(s) origin that URL parsing and serialization leave as it is: lower-case ASCII
+/// labels of letters, digits and `-` (none empty, none punycode `xn--`, which IDNA checks),
+/// the last starting with a letter (so never read as an IPv4 number), and no port or a
+/// canonical non-default one.
+pub(crate) fn is_plain_origin(origin: &str) -> bool {
+    let (rest, default_port) = if let Some(r) = origin.strip_prefix("https://") {
+        (r.as_bytes(), &b"443"[..])
+    } else if let Some(r) = origin.strip_prefix("http://") {
+        (r.as_bytes(), &b"80"[..])
+    } else {
+        return false;
+    };
+    let (host, port) = match rest.iter().position(|&b| b == b':') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    // The same host rule as a plain `Referer` at mint.
+    if !is_plain_host(host) {
+        return false;
+    }
+    port.is_none_or(|p| {
+        !p.is_empty()
+            && p[0] != b'0'
+            && p.len() <= 5
+            && p.iter().all(u8::is_ascii_digit)
+            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+            && p != default_port
+    })
+}
+
 /// Lowercase ASCII labels of letters, digits and `-`, none empty, none starting with `xn--`
 /// (punycode, which IDNA checks), the last starting with a letter (never an IPv4 number).
 pub(crate) fn is_plain_host(host: &[u8]) -> bool {

@@ -17,7 +17,7 @@ use crate::config::{Config, Publisher, SessionMode};
 use crate::form;
 use crate::reject::{reasons, Rejection};
 use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
-use crate::return_path::{validate_return_path, validate_return_path_cow};
+use crate::return_path::{is_plain_origin, validate_return_path, validate_return_path_cow};
 use crate::session::{read_cookie, AmpSession, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
@@ -190,6 +190,14 @@ fn direct(config: &Config, publisher: usize, parts: &http::request::Parts, targe
         && h.contains_key(&SEC_FETCH_MODE)
         && h.contains_key(&SEC_FETCH_DEST)
         && one_referer(h).is_some_and(|referer| {
+            // The plain cache origins were found at build time ([`plainly_from`]).
+            let plain = config
+                .plain_caches
+                .iter()
+                .any(|(c, i)| *i == publisher && starts_with_origin(referer, c));
+            if plain {
+                return true;
+            }
             let mut caches = config
                 .allowlist
                 .caches
@@ -238,40 +246,15 @@ fn referer_origin(referer: &str) -> Option<String> {
 /// `/`, `?` or `#` (where the authority ends), and `origin` is spelled the way URL parsing
 /// leaves it (so parsing `referer` yields exactly `origin`). `false` says nothing.
 fn plainly_from(referer: &str, origin: &str) -> bool {
-    match referer.as_bytes().strip_prefix(origin.as_bytes()) {
-        Some([] | [b'/' | b'?' | b'#', ..]) => is_plain_origin(origin),
-        _ => false,
-    }
+    starts_with_origin(referer, origin) && is_plain_origin(origin)
 }
 
-/// An http(s) origin that URL parsing and serialization leave as it is: lower-case ASCII
-/// labels of letters, digits and `-` (none empty, none punycode `xn--`, which IDNA checks),
-/// the last starting with a letter (so never read as an IPv4 number), and no port or a
-/// canonical non-default one.
-fn is_plain_origin(origin: &str) -> bool {
-    let (rest, default_port) = if let Some(r) = origin.strip_prefix("https://") {
-        (r.as_bytes(), &b"443"[..])
-    } else if let Some(r) = origin.strip_prefix("http://") {
-        (r.as_bytes(), &b"80"[..])
-    } else {
-        return false;
-    };
-    let (host, port) = match rest.iter().position(|&b| b == b':') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    // The same host rule as a plain `Referer` at mint.
-    if !crate::return_path::is_plain_host(host) {
-        return false;
-    }
-    port.is_none_or(|p| {
-        !p.is_empty()
-            && p[0] != b'0'
-            && p.len() <= 5
-            && p.iter().all(u8::is_ascii_digit)
-            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
-            && p != default_port
-    })
+/// `referer` is `origin` itself or `origin` then `/`, `?` or `#`.
+fn starts_with_origin(referer: &str, origin: &str) -> bool {
+    matches!(
+        referer.as_bytes().strip_prefix(origin.as_bytes()),
+        Some([] | [b'/' | b'?' | b'#', ..])
+    )
 }
 
 /// Reserves the nonce, replays the change through the app, records the outcome, and
@@ -421,37 +404,45 @@ where
     Ok(out)
 }
 
-/// The headers of the replayed request: the navigation's own (in their order, less those
-/// that describe the navigation or its body), then `Origin`, `Host`, `Content-Type` and
-/// `Content-Length` of the rebuilt form.
+/// The headers of the replayed request: the navigation's own, less those that describe the
+/// navigation or its body, then `Origin`, `Host`, `Content-Type` and `Content-Length` of the
+/// rebuilt form. The navigation's map is edited in place (its values are not moved or
+/// copied); removing a name may change the order of different names, which HTTP gives no
+/// meaning (RFC 9110 §5.3).
 fn replay_headers(
     publisher: &Publisher,
-    from: HeaderMap,
+    mut h: HeaderMap,
     content_type: Option<HeaderValue>,
     len: usize,
 ) -> HeaderMap {
-    // The `Host` the browser sent is usually the publisher's, byte for byte: reuse it.
-    let host = match from.get(HOST) {
-        Some(v) if v.as_bytes() == publisher.authority.as_bytes() => Some(v.clone()),
-        _ => HeaderValue::from_str(&publisher.authority).ok(),
-    };
-    let mut h = HeaderMap::with_capacity(from.len() + 4);
-    // Moved, not cloned; a `None` name is one more value of the previous name.
-    let mut kept: Option<HeaderName> = None;
-    for (name, value) in from {
-        if let Some(name) = name {
-            kept = (!is_dropped_on_replay(&name)).then_some(name);
+    // One look at the names (no hashing), then a removal only for those present: a
+    // navigation carries four `Sec-Fetch-*`, rarely more.
+    let mut present: [Option<HeaderName>; 8] = Default::default();
+    let mut n = 0;
+    for name in h.keys().filter(|n| is_dropped_on_replay(n)) {
+        if let Some(slot) = present.get_mut(n) {
+            *slot = Some(name.clone());
         }
-        if let Some(name) = &kept {
-            h.append(name, value);
-        }
+        n += 1;
+    }
+    for name in present.into_iter().flatten() {
+        h.remove(name);
+    }
+    while let Some(name) = h.keys().find(|n| is_dropped_on_replay(n)).cloned() {
+        h.remove(name);
     }
     // The change is verified to come from the publisher's page, now in first-party context.
     h.insert(ORIGIN, publisher.origin_value.clone());
     // And addressed to the publisher, whatever `Host` a proxy forwarded: an inner
-    // `CsrfLayer` compares `Origin` with `Host`.
-    if let Some(host) = host {
-        h.insert(HOST, host);
+    // `CsrfLayer` compares `Origin` with `Host`. The `Host` the browser sent is usually the
+    // publisher's, byte for byte: then it stays.
+    let same_host = h
+        .get(HOST)
+        .is_some_and(|v| v.as_bytes() == publisher.authority.as_bytes());
+    if !same_host {
+        if let Ok(host) = HeaderValue::from_str(&publisher.authority) {
+            h.insert(HOST, host);
+        }
     }
     if let Some(ct) = content_type {
         h.insert(CONTENT_TYPE, ct);
