@@ -948,10 +948,13 @@ mod tests {
         /// capacities, so that runs fill up, forget, refuse and sweep.
         #[test]
         fn fast_reserve_agrees_with_the_general_path((capacity, clock, steps) in run_like()) {
-            let mut a = MemoryReplayGuard::new(capacity);
-            let mut b = MemoryReplayGuard::new(capacity);
-            // As if created a while ago (past expiries can be held), and on one clock; the
-            // periodic sweep comes within the run.
+            // One frozen clock for both: with the wall clock, a second that ticks between
+            // the two guards' reads made them disagree (a flaky failure, not a bug).
+            let now = SystemTime::now();
+            let mut a = MemoryReplayGuard::with_clock(capacity, move || now);
+            let mut b = MemoryReplayGuard::with_clock(capacity, move || now);
+            // As if created a while ago (past expiries can be held); the periodic sweep
+            // comes within the run.
             a.base -= 100;
             b.base = a.base;
             for g in [&a, &b] {
@@ -960,7 +963,6 @@ mod tests {
                 // One filter seed, so both see the same false positives.
                 s.evicted = Evicted::new(1);
             }
-            let now = SystemTime::now();
             for (i, (op, nonce, secs)) in steps.into_iter().enumerate() {
                 let nonce = n(u32::from(nonce));
                 let exp = if secs < 0 {

@@ -333,7 +333,7 @@ mod tests {
                 "http://shop.localhost:8080",
                 "http%3A%2F%2Fshop.localhost%3A8080",
             ),
-            ("https://shöp.example", "https%3A%2F%2Fxn--shp-sna.example"),
+            ("https://shöp.example", "https%3A%2F%2Fxn--shp-tna.example"),
         ];
         for (origin, encoded) in rows {
             let config = crate::AmpSessionLayer::builder()

@@ -69,6 +69,9 @@ enum Nonce {
     Applied,
 }
 
+/// The ideal replay map: nonce → (state, expiry).
+type Used = HashMap<[u8; 16], (Nonce, u64)>;
+
 /// The ideal handoff around an app `S`; pass-through requests go to [`super::Ideal`]'s logic.
 #[derive(Clone)]
 pub struct IdealHandoff<S> {
@@ -76,7 +79,7 @@ pub struct IdealHandoff<S> {
     key: Arc<[u8; 32]>,
     cookie: &'static str,
     /// Nonce → (state, expiry): what a replay guard holds.
-    used: Arc<Mutex<HashMap<[u8; 16], (Nonce, u64)>>>,
+    used: Arc<Mutex<Used>>,
     pass: super::Ideal<S>,
 }
 

@@ -975,4 +975,88 @@ mod tests {
             assert!(plainly_from(page, cache), "{page}");
         }
     }
+
+    #[test]
+    fn replayed_headers_are_the_navigations_less_what_describes_it() {
+        let config = crate::AmpSessionLayer::builder()
+            .publisher_origin("https://shop.example")
+            .keyring(
+                crate::Keyring::builder()
+                    .signing("k1", [7u8; 32])
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+            .config;
+        let publisher = &config.publishers[0];
+        let sorted = |h: &HeaderMap| {
+            let mut v: Vec<(String, String)> = h
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            v.sort();
+            v
+        };
+        // (navigation's headers, Host the app gets)
+        let rows: &[(&[(&str, &str)], &str)] = &[
+            (&[("host", "shop.example")], "shop.example"),
+            (&[("host", "proxy.internal:8080")], "shop.example"),
+            (&[], "shop.example"),
+        ];
+        let navigation: &[(&str, &str)] = &[
+            ("user-agent", "UA"),
+            ("accept", "text/html"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            (
+                "referer",
+                "https://shop-example.cdn.ampproject.org/c/s/shop.example/p",
+            ),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+            ("sec-fetch-user", "?1"),
+            ("sec-fetch-storage-access", "none"),
+            ("upgrade-insecure-requests", "1"),
+            ("amp-same-origin", "true"),
+            ("origin", "null"),
+            ("content-length", "0"),
+            ("content-type", "text/plain"),
+            ("transfer-encoding", "chunked"),
+            ("content-encoding", "gzip"),
+        ];
+        for (host, want_host) in rows {
+            let mut from = HeaderMap::new();
+            for (n, v) in host.iter().chain(navigation) {
+                from.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+            }
+            let got = replay_headers(
+                publisher,
+                from,
+                Some(HeaderValue::from_static(
+                    "application/x-www-form-urlencoded",
+                )),
+                7,
+            );
+            let want: Vec<(String, String)> = [
+                ("accept", "text/html"),
+                ("content-length", "7"),
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", "a=1"),
+                ("cookie", "b=2"),
+                ("host", *want_host),
+                ("origin", "https://shop.example"),
+                (
+                    "referer",
+                    "https://shop-example.cdn.ampproject.org/c/s/shop.example/p",
+                ),
+                ("user-agent", "UA"),
+            ]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+            assert_eq!(sorted(&got), want, "{host:?}");
+        }
+    }
 }

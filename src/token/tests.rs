@@ -163,10 +163,10 @@ fn change_strategy(max_text: usize, max_body: usize) -> impl Strategy<Value = Ca
         .prop_map(
             |(method, target, encoding, body, return_path)| CapturedChange {
                 method,
-                target,
+                target: target.into(),
                 encoding,
                 body: body.into(),
-                return_path,
+                return_path: return_path.into(),
             },
         )
 }
@@ -293,7 +293,7 @@ fn oversized_changes_are_refused_at_seal() {
             "target over the cap",
             PUBLISHER,
             CapturedChange {
-                target: long.clone(),
+                target: long.clone().into(),
                 ..change()
             },
         ),
@@ -301,7 +301,7 @@ fn oversized_changes_are_refused_at_seal() {
             "return path over the cap",
             PUBLISHER,
             CapturedChange {
-                return_path: long.clone(),
+                return_path: long.clone().into(),
                 ..change()
             },
         ),
