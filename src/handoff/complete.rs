@@ -418,12 +418,11 @@ fn replay_headers(
     // One look at the names (no hashing), then a removal only for those present: a
     // navigation carries four `Sec-Fetch-*`, rarely more.
     let mut present: [Option<HeaderName>; 8] = Default::default();
-    let mut n = 0;
-    for name in h.keys().filter(|n| is_dropped_on_replay(n)) {
-        if let Some(slot) = present.get_mut(n) {
-            *slot = Some(name.clone());
-        }
-        n += 1;
+    for (slot, name) in present
+        .iter_mut()
+        .zip(h.keys().filter(|n| is_dropped_on_replay(n)))
+    {
+        *slot = Some(name.clone());
     }
     for name in present.into_iter().flatten() {
         h.remove(name);
