@@ -18,9 +18,8 @@ use crate::future::{Extra, ResponseFuture};
 use crate::handled::{Handled, MarkReplays};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
-use crate::session::{read_cookie, AmpSession, LazyCookie, SessionId};
+use crate::session::{AmpSession, LazyCookie, SessionId};
 use crate::source_origin;
-use crate::sxg::is_signer_fetch;
 
 /// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).
 ///
@@ -111,8 +110,17 @@ where
             return ResponseFuture::handoff(Box::pin(handoff::complete(config, inner, req)));
         }
         let config = &self.config;
-
-        let classified = config.allowlist.classify(req.headers());
+        let changing = config.is_state_changing(req.method());
+        let own = matches!(config.session_mode, SessionMode::Own);
+        // A signer's fetch is answered to everyone under the publisher's URL: it gets no
+        // shopper's session, even with the cookie, and sets none. Safe methods only: signers
+        // only GET, and a change must reach its handoff.
+        let scan = config.allowlist.scan(
+            req.headers(),
+            own && !changing,
+            own.then_some(&config.cookie_name),
+        );
+        let classified = scan.classified;
         tracing::trace!(
             source = classified.source.as_str(),
             "amp_session.classified"
@@ -131,7 +139,6 @@ where
             }
         }
 
-        let changing = config.is_state_changing(req.method());
         if changing {
             match classified.source {
                 RequestSource::Foreign => {
@@ -153,15 +160,8 @@ where
         let mut extra = Extra::None;
         match &config.session_mode {
             SessionMode::Own => {
-                // A signer's fetch is answered to everyone under the publisher's URL: it
-                // gets no shopper's session, even with the cookie, and sets none. Safe
-                // methods only: signers only GET, and a change must reach its handoff.
-                let signer = !changing && is_signer_fetch(req.headers());
-                let cookie = if signer {
-                    None
-                } else {
-                    read_cookie(req.headers(), &config.cookie_name)
-                };
+                let signer = scan.signer;
+                let cookie = if signer { None } else { scan.cookie };
                 let (id, is_new) = match cookie {
                     Some(id) => (id, false),
                     None if hand_off => {

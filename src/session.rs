@@ -4,8 +4,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use rand::RngCore;
@@ -22,7 +20,7 @@ const ID_LEN: usize = 22;
 
 /// The value of each base64url character; 0xff for bytes outside the alphabet.
 const B64URL: [u8; 256] = {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let alphabet = ALPHABET;
     let mut table = [0xffu8; 256];
     let mut i = 0;
     while i < 64 {
@@ -31,6 +29,28 @@ const B64URL: [u8; 256] = {
     }
     table
 };
+
+/// The base64url alphabet.
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Unpadded base64url of 16 bytes, straight into the ID's array: five 3-byte groups make 20
+/// characters, the last byte two more (its low 2 bits, then 4 zero bits). The general
+/// engine's loop costs more than the ID's randomness; a property test holds this equal to it.
+fn encode(raw: &[u8; ID_BYTES]) -> [u8; ID_LEN] {
+    let mut text = [0u8; ID_LEN];
+    for g in 0..5 {
+        let n = u32::from(raw[3 * g]) << 16
+            | u32::from(raw[3 * g + 1]) << 8
+            | u32::from(raw[3 * g + 2]);
+        for (k, out) in text[4 * g..4 * g + 4].iter_mut().enumerate() {
+            *out = ALPHABET[(n >> (18 - 6 * k) & 63) as usize];
+        }
+    }
+    let last = raw[ID_BYTES - 1];
+    text[20] = ALPHABET[usize::from(last >> 2)];
+    text[21] = ALPHABET[usize::from(last & 3) << 4];
+    text
+}
 
 /// An opaque session identifier: 128 bits from a CSPRNG, as 22 URL-safe characters.
 ///
@@ -63,17 +83,17 @@ impl SessionId {
     /// A new random ID from the thread-local CSPRNG (ChaCha seeded from the OS once per
     /// thread, so there is no syscall per ID).
     pub fn generate() -> Self {
-        let mut raw = [0u8; ID_BYTES];
-        rand::rng().fill_bytes(&mut raw);
-        let mut text = [0u8; ID_LEN];
-        // Writing 16 bytes as unpadded base64url always yields exactly 22 bytes.
-        let n = URL_SAFE_NO_PAD
-            .encode_slice(raw, &mut text)
-            .unwrap_or_default();
-        debug_assert_eq!(n, ID_LEN);
-        SessionId(text)
+        Self::from_rng(&mut rand::rng())
     }
 
+    /// 16 bytes of `rng` as an ID. Two `next_u64` give the bytes `fill_bytes` would (both
+    /// take the block's words in order, little-endian) without its chunked copy loop.
+    fn from_rng<R: RngCore + ?Sized>(rng: &mut R) -> Self {
+        let mut raw = [0u8; ID_BYTES];
+        raw[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        raw[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        SessionId(encode(&raw))
+    }
     /// Parses an ID as it appears in the cookie; `None` unless it is exactly what
     /// [`SessionId::generate`] produces (22 canonical base64url characters).
     pub fn parse(text: &str) -> Option<Self> {
@@ -329,6 +349,9 @@ impl CookieValue for SessionId {
 mod tests {
     use super::*;
     use crate::cookie_name::cookie_pairs;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use rand::{Rng, SeedableRng};
 
     fn headers(cookies: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -503,6 +526,35 @@ mod tests {
             let strict = text.len() == ID_LEN
                 && URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut raw) == Ok(ID_BYTES);
             proptest::prop_assert_eq!(SessionId::parse(&text).is_some(), strict);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// The hand-written encoder writes what the base64 crate's unpadded base64url does.
+        #[test]
+        fn encode_agrees_with_the_base64_crate(raw in proptest::prelude::any::<[u8; ID_BYTES]>()) {
+            let ours = encode(&raw);
+            let want = URL_SAFE_NO_PAD.encode(raw);
+            proptest::prop_assert_eq!(&ours[..], want.as_bytes());
+            proptest::prop_assert_eq!(SessionId::parse_bytes(&ours), Some(SessionId(ours)));
+        }
+
+        /// Two `next_u64` draw the bytes `fill_bytes` draws, wherever the generator stands in
+        /// its block (`skip` words already used), and leave it in the same state.
+        #[test]
+        fn from_rng_draws_what_fill_bytes_draws(seed in proptest::prelude::any::<u64>(), skip in 0usize..70) {
+            let mut a = rand::rngs::StdRng::seed_from_u64(seed);
+            for _ in 0..skip {
+                a.next_u32();
+            }
+            let mut b = a.clone();
+            let mut raw = [0u8; ID_BYTES];
+            a.fill_bytes(&mut raw);
+            let want = URL_SAFE_NO_PAD.encode(raw);
+            let ours = SessionId::from_rng(&mut b);
+            proptest::prop_assert_eq!(ours.as_str(), want.as_str());
+            proptest::prop_assert_eq!(a.random::<u64>(), b.random::<u64>());
         }
     }
 

@@ -30,7 +30,7 @@
 use std::borrow::Cow;
 
 use http::header::{ACCEPT, VIA};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// `AMP-Cache-Transform`: the AMP cache asks for an AMP signed exchange.
 pub(crate) static AMP_CACHE_TRANSFORM: HeaderName = HeaderName::from_static("amp-cache-transform");
@@ -72,21 +72,30 @@ const OWS: &[char] = &[' ', '\t'];
 pub fn is_signer_fetch(headers: &HeaderMap) -> bool {
     // One pass over the names: `Accept` and `Via` are standard names (an enum compare); a
     // lookup of the custom `AMP-Cache-Transform` would hash it on every request.
-    headers.iter().any(|(name, value)| {
-        if name == ACCEPT {
-            prefers_sxg(value.as_bytes())
-        } else if name == VIA {
-            names_signer(value.as_bytes())
-        } else {
-            name == AMP_CACHE_TRANSFORM
-        }
-    })
+    headers
+        .iter()
+        .any(|(name, value)| signals_signer(name, value))
+}
+
+/// Whether one header says the request is a signer's fetch: what [`is_signer_fetch`] asks of
+/// each, so that the layer's one pass over a request's headers can ask it too. The name
+/// compares are inlined into that loop; the value readers stay calls, made for one header.
+#[inline(always)]
+pub(crate) fn signals_signer(name: &HeaderName, value: &HeaderValue) -> bool {
+    if name == ACCEPT {
+        prefers_sxg(value.as_bytes())
+    } else if name == VIA {
+        names_signer(value.as_bytes())
+    } else {
+        name == AMP_CACHE_TRANSFORM
+    }
 }
 
 /// Whether one `Accept` value has `application/signed-exchange` with `v=b3` at `q=1`.
+#[inline(never)]
 fn prefers_sxg(value: &[u8]) -> bool {
     // Most `Accept` values never mention it: a cheap scan first, the parse only when needed.
-    if !contains_ignore_case(value, b"signed-exchange") {
+    if !mentions_sxg(value) {
         return false;
     }
     let Ok(text) = std::str::from_utf8(value) else {
@@ -137,6 +146,7 @@ fn is_weight_one(q: &str) -> bool {
 
 /// Whether a `Via` value (`1#( received-protocol RWS received-by [ RWS comment ] )`) has an
 /// entry received by a signer. sxg-rs writes the pseudonym alone, without a protocol.
+#[inline(never)]
 fn names_signer(value: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(value) else {
         return false;
@@ -198,7 +208,31 @@ fn split_outside_quotes(text: &str, sep: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Whether `hay` contains `needle` (lower-case ASCII) in any ASCII case.
+/// Whether `value` holds `signed-exchange` in any case: found by its `-`, the one byte case
+/// cannot change and that the usual `Accept` values (`text/html`, `application/json`, `*/*`,
+/// browsers' lists up to the SXG entry) lack, so one byte search settles them. A
+/// property test holds it equal to [`contains_ignore_case`].
+fn mentions_sxg(value: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"signed-exchange";
+    const DASH: usize = 6;
+    let at = |i: usize| {
+        i >= DASH
+            && value
+                .get(i - DASH..i - DASH + NEEDLE.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(NEEDLE))
+    };
+    // Values shorter than one vector (`text/html`, `*/*`) cost less to walk than memchr's
+    // set-up.
+    if value.len() < 16 {
+        value.iter().enumerate().any(|(i, &b)| b == b'-' && at(i))
+    } else {
+        memchr::memchr_iter(b'-', value).any(at)
+    }
+}
+
+/// Whether `hay` contains `needle` (lower-case ASCII) in any ASCII case: the general search,
+/// the reference of [`mentions_sxg`].
+#[cfg(test)]
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     let Some((&first, tail)) = needle.split_first() else {
         return true;
@@ -307,5 +341,21 @@ mod tests {
             b"signed-exchange"
         ));
         assert!(!contains_ignore_case(b"signed-exchang", b"signed-exchange"));
+        assert!(mentions_sxg(b"xx-SIGNED-exchange"));
+        assert!(!mentions_sxg(b"signed-exchang"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// The search by `-` finds exactly what the general case-insensitive search finds.
+        #[test]
+        fn mentions_sxg_agrees_with_contains_ignore_case(
+            value in "((signed|SiGnEd|exchange|ExChAnGe|-|s|e|,|;|/| )[a-z-]{0,3}){0,12}|[ -~]{0,40}"
+        ) {
+            proptest::prop_assert_eq!(
+                mentions_sxg(value.as_bytes()),
+                contains_ignore_case(value.as_bytes(), b"signed-exchange")
+            );
+        }
     }
 }
