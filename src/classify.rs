@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cookie_name::CookieName;
 use crate::email::EmailSenders;
-use crate::session::SessionId;
+use crate::session_id::SessionId;
 
 /// `AMP-Same-Origin`, sent by the AMP runtime when the page and the endpoint share an origin.
 pub const AMP_SAME_ORIGIN: HeaderName = HeaderName::from_static("amp-same-origin");
@@ -91,7 +91,7 @@ impl Allowlist {
     }
 
     /// [`Allowlist::classify`], and with it [`crate::is_signer_fetch`] (when `signer`) and
-    /// [`crate::session::read_cookie`] (when `cookie` names the session cookie), in one pass
+    /// `read_cookie` (module `session_id`) (when `cookie` names the session cookie), in one pass
     /// over the headers: a request has ten-odd of them, and comparing each name with the six
     /// wanted ones costs less than the three hashed lookups (`Origin`, `AMP-Same-Origin`,
     /// `Cookie`) and the signer's own pass. A property test holds it equal to the three.
@@ -248,7 +248,7 @@ fn is_amp_same_origin(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::read_cookie;
+    use crate::session_id::read_cookie;
     use crate::sxg::is_signer_fetch;
     use proptest::prelude::*;
 

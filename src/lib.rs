@@ -152,6 +152,7 @@ pub mod return_path;
 mod router;
 mod service;
 mod session;
+mod session_id;
 mod source_origin;
 mod sxg;
 #[cfg(feature = "test-util")]
@@ -183,7 +184,8 @@ pub use replay::{MemoryReplayGuard, ReplayFuture, ReplayGuard, ReplayGuardError,
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use replay_redis::RedisReplayGuard;
 pub use service::AmpSessionService;
-pub use session::{AmpSession, SessionId};
+pub use session::AmpSession;
+pub use session_id::SessionId;
 pub use sxg::is_signer_fetch;
 
 // Every Rust snippet of the README compiles (`cargo test --doc`); they use these features.

@@ -18,7 +18,8 @@ use crate::future::{Extra, ResponseFuture};
 use crate::handled::{Handled, MarkReplays};
 use crate::handoff;
 use crate::reject::{reasons, Rejection};
-use crate::session::{AmpSession, LazyCookie, SessionId};
+use crate::session::{AmpSession, LazyCookie};
+use crate::session_id::SessionId;
 use crate::source_origin;
 
 /// The service made by [`AmpSessionLayer`](crate::AmpSessionLayer).

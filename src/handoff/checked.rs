@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::Uri;
 
 use crate::config::Config;
-use crate::session::SessionId;
+use crate::session_id::SessionId;
 use crate::token::HandoffToken;
 
 /// What `check` approved: an authentic, unexpired token for this publisher, with a valid

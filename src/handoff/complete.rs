@@ -18,7 +18,8 @@ use crate::form;
 use crate::reject::{reasons, Rejection};
 use crate::replay::{ReplayGuard, ReplayGuardError, Reservation};
 use crate::return_path::{is_plain_origin, validate_return_path, validate_return_path_cow};
-use crate::session::{read_cookie, AmpSession, SessionId};
+use crate::session::AmpSession;
+use crate::session_id::{read_cookie, SessionId};
 use crate::token::{HandoffToken, TokenError};
 
 use super::answers::{already_applied, confirmation_page, failure, see_other, PageContext};
