@@ -8,10 +8,13 @@
 //! itself (a new link completes, no restart of the layer).
 
 mod common;
+#[path = "support/ports.rs"]
+#[allow(dead_code)]
+mod ports;
 
 use std::convert::Infallible;
 use std::io::ErrorKind;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,11 +74,7 @@ impl RedisServer {
             }
             Err(e) => panic!("cannot run redis-server: {e}"),
         }
-        // Ask the OS for a free port; the tiny race until redis binds it is acceptable in tests.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = ports::free_port();
         let mut server = RedisServer {
             port,
             child: None,

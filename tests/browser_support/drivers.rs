@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -243,7 +243,7 @@ pub struct Driver {
 impl Driver {
     pub fn start(installed: &Installed) -> Driver {
         let dir = TempDir::new(installed.engine.driver_name());
-        let port = free_port();
+        let port = crate::support::ports::free_port();
         let log_path = dir.path().join("driver.log");
         let log = File::create(&log_path).expect("create the driver log");
         let xvfb = installed.xvfb.as_deref().map(Xvfb::start);
@@ -602,13 +602,6 @@ fn json_part(body: &str) -> &str {
         (Some(start), Some(end)) if start < end => &body[start..=end],
         _ => body,
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 fn tail(text: &str, lines: usize) -> String {

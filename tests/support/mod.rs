@@ -12,6 +12,7 @@
 pub mod h2;
 pub mod http;
 pub mod nginx;
+pub mod ports;
 pub mod redis_server;
 
 use std::fs::File;
@@ -55,7 +56,7 @@ impl ShopProcess {
     /// Builds and starts the shop with `--origin-port P --cache-port Q` plus `extra_args`
     /// (`--tls` adds `--cert-out FILE`), and waits (up to 20 s) until both sites answer.
     pub fn start(extra_args: &[&str]) -> ShopProcess {
-        let (origin_port, cache_port) = free_ports();
+        let [origin_port, cache_port] = ports::free_ports::<2>();
         let stem = std::env::temp_dir().join(format!(
             "tower-amp-session-shop-{}-{origin_port}",
             std::process::id()
@@ -298,18 +299,6 @@ fn answers(port: u16, host: &str) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
-}
-
-/// Two distinct free loopback ports (bound at the same time, then released).
-fn free_ports() -> (u16, u16) {
-    let a = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let b = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let ports = (
-        a.local_addr().expect("port").port(),
-        b.local_addr().expect("port").port(),
-    );
-    drop((a, b));
-    ports
 }
 
 /// Builds the example once per test process and returns its path.

@@ -9,7 +9,7 @@
 //! when the test panics (its error log is then printed).
 
 use std::fmt::Write as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -54,17 +54,7 @@ pub fn find() -> Option<PathBuf> {
     found
 }
 
-/// `n` distinct free loopback ports (all bound at once, then released).
-pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    let mut ports = [0; N];
-    for (port, l) in ports.iter_mut().zip(&listeners) {
-        *port = l.local_addr().expect("port").port();
-    }
-    ports
-}
+pub use super::ports::free_ports;
 
 /// The nginx snippet of [`GUIDE`]: its first ```` ```nginx ```` block.
 pub fn guide_snippet() -> &'static str {

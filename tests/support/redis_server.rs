@@ -2,7 +2,7 @@
 //! `RedisReplayGuard`'s docs ask for (append-only file, fsync on every write), so that a
 //! kill and restart keeps every mark; killed on drop, also when the test panics.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,10 +37,7 @@ impl RedisServer {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = super::ports::free_port();
         let dir = std::env::temp_dir().join(format!(
             "tower-amp-session-redis-{}-{port}",
             std::process::id()
