@@ -24,6 +24,7 @@ pub use crate::outcome::HandoffOutcome;
 #[cfg(not(feature = "metrics"))]
 pub(crate) use complete::complete;
 pub(crate) use mint::mint;
+#[cfg(feature = "test-util")]
 pub(crate) use render::{render_value, RENDER_FIELD};
 pub use service::HandoffService;
 
