@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cookie_name::CookieName;
 use crate::email::EmailSenders;
-use crate::session_id::SessionId;
+use crate::session_id::{first_id, SessionId};
 
 /// `AMP-Same-Origin`, sent by the AMP runtime when the page and the endpoint share an origin.
 pub const AMP_SAME_ORIGIN: HeaderName = HeaderName::from_static("amp-same-origin");
@@ -91,7 +91,7 @@ impl Allowlist {
     }
 
     /// [`Allowlist::classify`], and with it [`crate::is_signer_fetch`] (when `signer`) and
-    /// `read_cookie` (module `session_id`) (when `cookie` names the session cookie), in one pass
+    /// [`crate::session_id::read_cookie`] (when `cookie` names the session cookie), in one pass
     /// over the headers: a request has ten-odd of them, and comparing each name with the six
     /// wanted ones costs less than the three hashed lookups (`Origin`, `AMP-Same-Origin`,
     /// `Cookie`) and the signer's own pass. A property test holds it equal to the three.
@@ -111,7 +111,7 @@ impl Allowlist {
             } else if name == COOKIE {
                 // The first valid ID in header order, then pair order, as `read_cookie`.
                 if let (None, Some(cookie)) = (id, cookie) {
-                    id = first_id(cookie, value);
+                    id = first_id(cookie, value.as_bytes());
                 }
             } else if name == AMP_SAME_ORIGIN {
                 same_origins += 1;
@@ -209,14 +209,6 @@ impl Allowlist {
         }
         foreign()
     }
-}
-
-/// The first valid ID of cookie `name` in one `Cookie` value. A call, not inlined: the
-/// loop over the headers stays small (its registers are not spilled around the search).
-#[inline(never)]
-fn first_id(name: &CookieName, value: &HeaderValue) -> Option<SessionId> {
-    name.values(value.as_bytes())
-        .find_map(SessionId::parse_bytes)
 }
 
 /// What [`Allowlist::scan`] read.

@@ -229,4 +229,62 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn cookie_pairs_match_the_cookie_crate() {
+        let rows = [
+            "",
+            ";",
+            " ; ;; ",
+            "a=1",
+            "a=1; b=2",
+            "a=1;b=2",
+            "  a = 1 ;\tb=\t2\t",
+            "a",
+            "a; b=2",
+            "=1; b=2",
+            " =1",
+            "a==1",
+            "a=; b",
+            "a=\"q\"; b=%41",
+            "a=1; a=2; a=1",
+            "a=1;;;b=2;",
+            "x y=1; z =2",
+            "\t",
+            "a=1 2 ; b",
+        ];
+        for text in rows {
+            let ours: Vec<(&str, &str)> = cookie_pairs(text.as_bytes())
+                .map(|(n, v)| {
+                    (
+                        std::str::from_utf8(n).unwrap(),
+                        std::str::from_utf8(v).unwrap(),
+                    )
+                })
+                .collect();
+            let theirs: Vec<(String, String)> = cookie::Cookie::split_parse(text)
+                .flatten()
+                .map(|c| (c.name().to_owned(), c.value().to_owned()))
+                .collect();
+            let theirs: Vec<(&str, &str)> = theirs
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(ours, theirs, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cookie_pairs_agree_with_the_cookie_crate(text in "[ab;= \t\"%]{0,40}|[ -~\t]{0,80}") {
+            let ours: Vec<(String, String)> = cookie_pairs(text.as_bytes())
+                .map(|(n, v)| (String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+                .collect();
+            let theirs: Vec<(String, String)> = cookie::Cookie::split_parse(text.as_str())
+                .flatten()
+                .map(|c| (c.name().to_owned(), c.value().to_owned()))
+                .collect();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
 }

@@ -31,7 +31,8 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 use support::h2::H2;
 use support::http::pem_certificate;
-use support::nginx::{self, free_ports, Nginx, Upstreams};
+use support::nginx::{self, Nginx, Upstreams};
+use support::ports::free_ports;
 use support::{ShopProcess, CACHE_HOST, ORIGIN_HOST};
 
 const LIMIT: Duration = Duration::from_secs(120);

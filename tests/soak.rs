@@ -40,7 +40,8 @@ use http_body_util::Full;
 use hyper::StatusCode;
 use support::h2::{NoAnswer, H2};
 use support::http::{pem_certificate, Reply};
-use support::nginx::{self, free_ports, Nginx, Upstreams};
+use support::nginx::{self, Nginx, Upstreams};
+use support::ports::free_ports;
 use support::redis_server::RedisServer;
 use support::{shop_binary, ShopProcess, CACHE_HOST, ORIGIN_HOST};
 

@@ -54,7 +54,7 @@ pub fn find() -> Option<PathBuf> {
     found
 }
 
-pub use super::ports::free_ports;
+use super::ports::free_ports;
 
 /// The nginx snippet of [`GUIDE`]: its first ```` ```nginx ```` block.
 pub fn guide_snippet() -> &'static str {
